@@ -1,0 +1,48 @@
+# kvstore: the two commands are `make demo` and `make test`.
+# Both create (or refresh) .venv from pyproject.toml first; nothing else is needed
+# on the machine but Python 3.11+ and make.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: all setup demo test lint proto soak clean help
+
+help:
+	@echo "make demo   - set up, then run the demo (a node, a put and a get, a stop)"
+	@echo "make test   - set up, then run the whole test suite"
+	@echo "make lint   - ruff, and mypy --strict on kvstore/"
+	@echo "make proto  - regenerate kvstore/wire/ from proto/*.proto"
+	@echo "make soak   - longer randomized and fault runs (not part of make test)"
+	@echo "make clean  - remove the virtual environment and caches"
+
+setup: $(STAMP)
+
+# Re-run the install whenever pyproject.toml changes.
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "kvstore needs Python 3.11 or newer, found " + sys.version.split()[0])'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m kvstore_cli.demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check kvstore cli jepsen-lite tests bench proto
+	$(BIN)/mypy
+
+proto: $(STAMP)
+	$(BIN)/python proto/generate.py
+
+soak: $(STAMP)
+	KVSTORE_SOAK=1 $(BIN)/python -m pytest -m "slow or not slow" $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info

@@ -1,0 +1,1 @@
+"""jepsen-lite: fault injection, histories and a linearizability checker."""

@@ -1,0 +1,115 @@
+"""Named limits: every size, count and queue cap in kvstore lives here.
+
+"Put a limit on everything": an unbounded buffer is a crash waiting for a large
+enough input. Each constant says *why* it has the value it has, so a reader who
+wants to change one knows what else moves with it. Code elsewhere imports these
+names and never repeats the numbers.
+
+The ``check_*`` helpers raise the typed errors of :mod:`kvstore.errors`, so a
+request over a limit is refused with a clear message at the first boundary it
+crosses (CLI, client, server, engine), never truncated.
+"""
+
+from __future__ import annotations
+
+from kvstore.errors import (
+    BatchTooLargeError,
+    InvalidArgument,
+    KeyTooLargeError,
+    ValueTooLargeError,
+)
+
+KiB = 1024
+MiB = 1024 * KiB
+
+# Keys are indexes, not payloads: 4 KiB is far above any sane key (LevelDB's
+# and etcd's practical keys are tens of bytes) and keeps index blocks, Raft
+# entries and per-key metadata small. Also keeps one SSTable index entry well
+# under a block.
+MAX_KEY_BYTES = 4 * KiB
+
+# 1 MiB values: large enough for documents, small enough that one value fits in
+# one gRPC message with room to spare and a single Raft entry never stalls a
+# heartbeat for long. etcd's default request limit is 1.5 MiB for the same reason.
+MAX_VALUE_BYTES = 1 * MiB
+
+# A write batch is applied atomically, so it must fit in one Raft entry and in
+# one WAL record: 1,000 operations and 4 MiB of payload.
+MAX_BATCH_OPS = 1_000
+MAX_BATCH_BYTES = 4 * MiB
+
+# gRPC messages: one value plus key plus framing must fit, and a batch of Raft
+# entries (MAX_APPEND_BYTES) must fit. 16 MiB leaves headroom over both and
+# stays far below grpc's 2 GiB hard ceiling; the default 4 MiB would be too
+# tight for a full batch.
+MAX_MESSAGE_BYTES = 16 * MiB
+
+# Raft: one AppendEntries carries at most this many bytes of entries (flow
+# control, so a lagging follower is fed in pieces and heartbeats stay timely)
+# and the leader keeps at most MAX_INFLIGHT_APPENDS unacknowledged appends per
+# follower (a window, as in etcd's Progress.Inflights).
+MAX_APPEND_BYTES = 1 * MiB
+MAX_INFLIGHT_APPENDS = 64
+
+# Snapshots stream in chunks of this size: big enough to keep the stream
+# efficient, small enough to stay far under MAX_MESSAGE_BYTES.
+SNAPSHOT_CHUNK_BYTES = 1 * MiB
+
+# A scan returns at most this many pairs per request; longer scans page. Keeps
+# one reply under MAX_MESSAGE_BYTES even with large values (256 * ~64 KiB).
+MAX_SCAN_LIMIT = 10_000
+MAX_SCAN_REPLY_BYTES = 8 * MiB
+
+# Client sessions (exactly-once retries): each live client costs one table
+# entry, so the table is bounded; the least recently used session is evicted.
+MAX_CLIENT_SESSIONS = 10_000
+
+# Bounded queues in the node runtime: proposals waiting for the Raft loop and
+# outbound messages per peer. Past these the node refuses with Unavailable
+# (definite) instead of growing without bound.
+MAX_PENDING_PROPOSALS = 4_096
+MAX_PEER_QUEUE_MESSAGES = 1_024
+
+# Config and cluster files are small hand-written TOML; anything larger is a
+# mistake (a wrong path pointing at a data file).
+MAX_CONFIG_FILE_BYTES = 1 * MiB
+
+
+def check_key(key: bytes) -> None:
+    """Refuse a key that is not bytes, empty, or longer than MAX_KEY_BYTES.
+
+    Raises:
+        InvalidArgument: not bytes, or empty.
+        KeyTooLargeError: over the limit.
+    """
+    if not isinstance(key, (bytes, bytearray, memoryview)):
+        raise InvalidArgument(f"key must be bytes, not {type(key).__name__}")
+    if len(key) == 0:
+        raise InvalidArgument("key must not be empty")
+    if len(key) > MAX_KEY_BYTES:
+        raise KeyTooLargeError(len(key), MAX_KEY_BYTES)
+
+
+def check_value(value: bytes) -> None:
+    """Refuse a value that is not bytes or longer than MAX_VALUE_BYTES.
+
+    Raises:
+        InvalidArgument: not bytes.
+        ValueTooLargeError: over the limit.
+    """
+    if not isinstance(value, (bytes, bytearray, memoryview)):
+        raise InvalidArgument(f"value must be bytes, not {type(value).__name__}")
+    if len(value) > MAX_VALUE_BYTES:
+        raise ValueTooLargeError(len(value), MAX_VALUE_BYTES)
+
+
+def check_batch(op_count: int, payload_bytes: int) -> None:
+    """Refuse a batch with too many operations or too many bytes.
+
+    Raises:
+        BatchTooLargeError: over MAX_BATCH_OPS or MAX_BATCH_BYTES.
+    """
+    if op_count > MAX_BATCH_OPS:
+        raise BatchTooLargeError("batch", op_count, MAX_BATCH_OPS, "operations")
+    if payload_bytes > MAX_BATCH_BYTES:
+        raise BatchTooLargeError("batch size", payload_bytes, MAX_BATCH_BYTES)
