@@ -42,7 +42,12 @@ proto: $(STAMP)
 	$(BIN)/python proto/generate.py
 
 soak: $(STAMP)
-	KVSTORE_SOAK=1 $(BIN)/python -m pytest -m "slow or not slow" $(PYTEST_ARGS)
+	KVSTORE_SOAK=1 $(BIN)/python -m pytest -m soak $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info
+
+# Benchmarks (not part of make test; each writes its numbers to docs/PERFORMANCE.md).
+.PHONY: bench-engine
+bench-engine: $(STAMP)
+	$(BIN)/python bench/engine_bench.py $(ARGS)
