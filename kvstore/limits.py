@@ -113,3 +113,15 @@ def check_batch(op_count: int, payload_bytes: int) -> None:
         raise BatchTooLargeError("batch", op_count, MAX_BATCH_OPS, "operations")
     if payload_bytes > MAX_BATCH_BYTES:
         raise BatchTooLargeError("batch size", payload_bytes, MAX_BATCH_BYTES)
+
+
+# Hash ring (kvstore/client/ring.py). Every with_shard/without_shard rebuilds a
+# consistent ring at one hash per virtual node, so shards x virtual nodes bounds
+# both build time and memory: 256 shards (each a Raft group of 3+ processes, far
+# past any cluster this store runs) x 1,024 virtual nodes (twice the measured
+# default of 512, see docs/ring.md) is 262,144 points, about 0.3 s and 30 MiB.
+# Shard names appear in status tables and are hashed on every rendezvous lookup:
+# 128 bytes of UTF-8 is ample for a name and keeps both cheap.
+MAX_RING_SHARDS = 256
+MAX_VNODES_PER_SHARD = 1_024
+MAX_SHARD_NAME_BYTES = 128
