@@ -1,0 +1,152 @@
+"""The cluster file: which shards exist and where their replicas listen.
+
+A cluster file is TOML; ``kv cluster up`` writes one, and a person can write
+one by hand::
+
+    # cluster.toml
+    [[shard]]
+    name = "s0"
+    replicas = [
+      { id = "n1", address = "127.0.0.1:7001" },
+      { id = "n2", address = "127.0.0.1:7002" },
+      { id = "n3", address = "127.0.0.1:7003" },
+    ]
+
+    [[shard]]
+    name = "s1"
+    replicas = [{ id = "n4", address = "127.0.0.1:7004" }]
+
+Rules, each checked with a clear :class:`~kvstore.errors.ConfigError` naming
+the file: at least one shard; shard names unique; every shard has at least one
+replica; node ids and addresses unique across the whole cluster; addresses of
+the form ``host:port``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+from kvstore.config import load_dataclass, parse_address, read_toml
+from kvstore.errors import ConfigError
+
+# Where the cluster file is looked for when --cluster is not given.
+CLUSTER_ENV_VAR = "KV_CLUSTER"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaSpec:
+    """One node of a shard."""
+
+    id: str
+    address: str
+    # Optional: the node's own config file (kv cluster up fills it in).
+    config: str = ""
+
+    def validate(self) -> None:
+        """The address must be host:port."""
+        parse_address(self.address)
+
+
+@dataclass(frozen=True, slots=True)
+class ShardSpec:
+    """One Raft group: a name and its replicas."""
+
+    name: str
+    replicas: list[ReplicaSpec] = field(default_factory=list)
+
+    def validate(self) -> None:
+        """A shard needs a name and at least one replica."""
+        if not self.name:
+            raise ValueError("shard name must not be empty")
+        if not self.replicas:
+            raise ValueError(f"shard {self.name!r} has no replicas")
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterMap:
+    """Every shard of the cluster, in file order."""
+
+    shard: list[ShardSpec] = field(default_factory=list)
+
+    @property
+    def shards(self) -> list[ShardSpec]:
+        """The shards (plural alias of the TOML table name)."""
+        return self.shard
+
+    def validate(self) -> None:
+        """Names, ids and addresses are unique; at least one shard."""
+        if not self.shard:
+            raise ValueError("the cluster has no [[shard]] entries")
+        _unique("shard name", [s.name for s in self.shard])
+        _unique("node id", [r.id for s in self.shard for r in s.replicas])
+        _unique("address", [r.address for s in self.shard for r in s.replicas])
+
+    def shard_named(self, name: str) -> ShardSpec:
+        """The shard called ``name``.
+
+        Raises:
+            ConfigError: no such shard.
+        """
+        for s in self.shard:
+            if s.name == name:
+                return s
+        raise ConfigError(f"no shard named {name!r} in the cluster (shards: {', '.join(self.names())})")
+
+    def names(self) -> list[str]:
+        """Shard names in file order."""
+        return [s.name for s in self.shard]
+
+    def replica(self, node_id: str) -> tuple[ShardSpec, ReplicaSpec]:
+        """The shard and replica entry of node ``node_id``.
+
+        Raises:
+            ConfigError: no such node.
+        """
+        for s in self.shard:
+            for r in s.replicas:
+                if r.id == node_id:
+                    return s, r
+        raise ConfigError(f"no node {node_id!r} in the cluster")
+
+
+def _unique(what: str, values: list[str]) -> None:
+    seen: set[str] = set()
+    for v in values:
+        if v in seen:
+            raise ValueError(f"{what} {v!r} appears more than once")
+        seen.add(v)
+
+
+def load_cluster(path: str) -> ClusterMap:
+    """Read and validate a cluster file.
+
+    Raises:
+        ConfigError: unreadable, not TOML, unknown field, or a broken rule above.
+    """
+    return load_dataclass(ClusterMap, read_toml(path), source=path)
+
+
+def dump_cluster(cluster: ClusterMap) -> str:
+    """Render a cluster map as TOML that :func:`load_cluster` reads back."""
+    lines = ["# kvstore cluster file: shards and their replicas' addresses.", ""]
+    for s in cluster.shard:
+        lines += ["[[shard]]", f"name = {json.dumps(s.name)}", "replicas = ["]
+        for r in s.replicas:
+            extra = f", config = {json.dumps(r.config)}" if r.config else ""
+            lines.append(f"  {{ id = {json.dumps(r.id)}, address = {json.dumps(r.address)}{extra} }},")
+        lines += ["]", ""]
+    return "\n".join(lines)
+
+
+def find_cluster_file(explicit: str | None) -> str:
+    """The cluster file to use: ``explicit``, else ``$KV_CLUSTER``.
+
+    Raises:
+        ConfigError: neither is given.
+    """
+    path = explicit or os.environ.get(CLUSTER_ENV_VAR)
+    if not path:
+        raise ConfigError(f"no cluster file: pass --cluster FILE or set {CLUSTER_ENV_VAR}")
+    return path

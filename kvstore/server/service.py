@@ -1,0 +1,306 @@
+"""The gRPC ``KV`` service: request validation, error mapping, graceful refusal.
+
+Theory of operation. :class:`KVService` is a thin shell: it checks every
+request against the named limits, refuses new work once shutdown has begun,
+forwards the operation to a :class:`KVBackend`, and turns any
+:class:`~kvstore.errors.KVError` into the response's ``error`` field. It never
+lets another exception reach gRPC as a bare ``UNKNOWN`` status: an unexpected
+exception is a bug, so it is logged as a trace event and answered with an
+indeterminate error (the operation may have happened).
+
+The backend is the only thing that changes as the project grows: today the
+standalone :class:`StandaloneBackend` over the temporary in-memory store;
+later the Raft-replicated state machine over the LSM engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeAlias, TypeVar
+
+import grpc
+from google.protobuf.message import Message
+
+from kvstore import errors, limits
+from kvstore.server.memory_store import CasResult, TemporaryMemoryStore
+from kvstore.trace import NULL_TRACER, TraceEvent, Tracer
+from kvstore.wire import kv_pb2, kv_pb2_grpc
+from kvstore.wire.convert import error_to_proto
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    """What a node reports about itself (mirrors ``StatusResponse``)."""
+
+    node_id: str
+    shard: str
+    role: str
+    term: int = 0
+    leader_id: str = ""
+    commit_index: int = 0
+    applied_index: int = 0
+    log_bytes: int = 0
+    keys: int = 0
+    disk_bytes: int = 0
+    level_files: list[int] = field(default_factory=list)
+    engine: str = ""
+
+
+class KVBackend(Protocol):
+    """What the KV service needs from the node behind it.
+
+    Contract: each method either returns its result or raises a KVError whose
+    ``definite`` flag is honest. Keys and values have already been checked
+    against the limits. Writes receive the client's session so a retry can be
+    answered from the session table instead of being applied twice.
+    """
+
+    async def put(self, key: bytes, value: bytes, *, client_id: int, seq: int) -> bytes | None:
+        """Store value; return the previous value or None."""
+        ...
+
+    async def get(self, key: bytes, *, stale: bool) -> bytes | None:
+        """The value, or None if absent."""
+        ...
+
+    async def delete(self, key: bytes, *, client_id: int, seq: int) -> bool:
+        """Remove key; return whether it existed."""
+        ...
+
+    async def cas(self, key: bytes, expected: bytes | None, value: bytes, *, client_id: int, seq: int) -> CasResult:
+        """Compare-and-set; ``expected=None`` means "must be absent"."""
+        ...
+
+    async def scan(
+        self, start: bytes | None, end: bytes | None, *, reverse: bool, limit: int, stale: bool
+    ) -> list[tuple[bytes, bytes]]:
+        """Up to ``limit`` pairs in range order."""
+        ...
+
+    def status(self) -> NodeStatus:
+        """A snapshot of the node's state."""
+        ...
+
+
+class StandaloneBackend:
+    """A single unreplicated node over :class:`TemporaryMemoryStore` (temporary)."""
+
+    def __init__(self, *, node_id: str, shard: str) -> None:
+        self.store = TemporaryMemoryStore()
+        self.node_id = node_id
+        self.shard = shard
+
+    async def put(self, key: bytes, value: bytes, *, client_id: int, seq: int) -> bytes | None:
+        """Store value; return the previous value."""
+        return self.store.put(key, value)
+
+    async def get(self, key: bytes, *, stale: bool) -> bytes | None:
+        """Read the value (one process, so every read is current)."""
+        return self.store.get(key)
+
+    async def delete(self, key: bytes, *, client_id: int, seq: int) -> bool:
+        """Remove key."""
+        return self.store.delete(key)
+
+    async def cas(self, key: bytes, expected: bytes | None, value: bytes, *, client_id: int, seq: int) -> CasResult:
+        """Compare-and-set."""
+        return self.store.cas(key, expected, value)
+
+    async def scan(
+        self, start: bytes | None, end: bytes | None, *, reverse: bool, limit: int, stale: bool
+    ) -> list[tuple[bytes, bytes]]:
+        """Up to ``limit`` pairs."""
+        return list(self.store.scan(start, end, reverse=reverse, limit=limit))
+
+    def status(self) -> NodeStatus:
+        """Standalone: no Raft state."""
+        return NodeStatus(
+            node_id=self.node_id, shard=self.shard, role="standalone", keys=len(self.store), engine="temporary-memory"
+        )
+
+
+# The servicer context of one call (generic in request and response types).
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+
+R = TypeVar("R")
+M = TypeVar("M", bound=Message)
+
+
+class KVService(kv_pb2_grpc.KVServicer):
+    """gRPC servicer for the ``KV`` service over any :class:`KVBackend`."""
+
+    def __init__(
+        self,
+        backend: KVBackend,
+        *,
+        on_shutdown: Callable[[float], None],
+        tracer: Tracer = NULL_TRACER,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.shutting_down = False
+        self.in_flight = 0
+        self._on_shutdown = on_shutdown
+        self._tracer = tracer
+        self._clock = clock or (lambda: asyncio.get_running_loop().time())
+
+    async def _serve(self, op: str, reply: type[M], call: Callable[[], Awaitable[R]], respond: Callable[[R], M]) -> M:
+        """Run one request: refuse if shutting down, map errors, count in-flight work.
+
+        ``reply`` is the response message class; on error the response is
+        ``reply(error=...)`` with every other field left at its default.
+        """
+        if self.shutting_down:
+            return _error_reply(reply, errors.ShuttingDown("node is shutting down; not accepting new requests"))
+        self.in_flight += 1
+        try:
+            return respond(await call())
+        except errors.KVError as exc:
+            return _error_reply(reply, exc)
+        except Exception as exc:  # a bug: report it, do not crash the server
+            self._trace("internal_error", op=op, error=repr(exc))
+            bug = errors.OutcomeUnknown(f"internal error in {op}: {type(exc).__name__}: {exc}")
+            return _error_reply(reply, bug)
+        finally:
+            self.in_flight -= 1
+
+    def _trace(self, event: str, **fields: object) -> None:
+        status = self.backend.status()
+        self._tracer.emit(TraceEvent(self._clock(), status.node_id, status.term, status.role, event, dict(fields)))
+
+    async def Put(self, request: kv_pb2.PutRequest, context: Context) -> kv_pb2.PutResponse:
+        """Validate and store; reply with the previous value."""
+
+        async def call() -> bytes | None:
+            limits.check_key(request.key)
+            limits.check_value(request.value)
+            s = request.session
+            return await self.backend.put(request.key, request.value, client_id=s.client_id, seq=s.seq)
+
+        def respond(prev: bytes | None) -> kv_pb2.PutResponse:
+            return kv_pb2.PutResponse(had_previous=prev is not None, previous=prev or b"")
+
+        return await self._serve("put", kv_pb2.PutResponse, call, respond)
+
+    async def Get(self, request: kv_pb2.GetRequest, context: Context) -> kv_pb2.GetResponse:
+        """Validate and read."""
+
+        async def call() -> bytes | None:
+            limits.check_key(request.key)
+            return await self.backend.get(request.key, stale=request.stale)
+
+        def respond(value: bytes | None) -> kv_pb2.GetResponse:
+            return kv_pb2.GetResponse(found=value is not None, value=value or b"")
+
+        return await self._serve("get", kv_pb2.GetResponse, call, respond)
+
+    async def Delete(self, request: kv_pb2.DeleteRequest, context: Context) -> kv_pb2.DeleteResponse:
+        """Validate and delete."""
+
+        async def call() -> bool:
+            limits.check_key(request.key)
+            s = request.session
+            return await self.backend.delete(request.key, client_id=s.client_id, seq=s.seq)
+
+        def respond(existed: bool) -> kv_pb2.DeleteResponse:
+            return kv_pb2.DeleteResponse(existed=existed)
+
+        return await self._serve("delete", kv_pb2.DeleteResponse, call, respond)
+
+    async def CompareAndSet(
+        self,
+        request: kv_pb2.CompareAndSetRequest,
+        context: Context,
+    ) -> kv_pb2.CompareAndSetResponse:
+        """Validate and compare-and-set."""
+
+        async def call() -> CasResult:
+            limits.check_key(request.key)
+            limits.check_value(request.value)
+            limits.check_value(request.expected)
+            expected = None if request.expect_absent else request.expected
+            s = request.session
+            return await self.backend.cas(request.key, expected, request.value, client_id=s.client_id, seq=s.seq)
+
+        def respond(r: CasResult) -> kv_pb2.CompareAndSetResponse:
+            return kv_pb2.CompareAndSetResponse(
+                swapped=r.swapped, had_current=r.current is not None, current=r.current or b""
+            )
+
+        return await self._serve("cas", kv_pb2.CompareAndSetResponse, call, respond)
+
+    async def Scan(self, request: kv_pb2.ScanRequest, context: Context) -> kv_pb2.ScanResponse:
+        """Validate bounds and limit; reply with at most MAX_SCAN_REPLY_BYTES of pairs."""
+
+        async def call() -> kv_pb2.ScanResponse:
+            for bound in (request.start, request.end):
+                if bound:
+                    limits.check_key(bound)
+            limit = request.limit or limits.MAX_SCAN_LIMIT
+            if limit > limits.MAX_SCAN_LIMIT:
+                raise errors.LimitExceeded("scan limit", limit, limits.MAX_SCAN_LIMIT, "pairs")
+            pairs = await self.backend.scan(
+                request.start or None,
+                request.end or None,
+                reverse=request.reverse,
+                limit=limit + 1,
+                stale=request.stale,
+            )
+            return _scan_reply(pairs, limit)
+
+        return await self._serve("scan", kv_pb2.ScanResponse, call, lambda reply: reply)
+
+    async def Status(self, request: kv_pb2.StatusRequest, context: Context) -> kv_pb2.StatusResponse:
+        """Report the backend's status (answered even while shutting down)."""
+        s = self.backend.status()
+        return kv_pb2.StatusResponse(
+            node_id=s.node_id,
+            shard=s.shard,
+            role=s.role,
+            term=s.term,
+            leader_id=s.leader_id,
+            commit_index=s.commit_index,
+            applied_index=s.applied_index,
+            log_bytes=s.log_bytes,
+            keys=s.keys,
+            disk_bytes=s.disk_bytes,
+            level_files=s.level_files,
+            engine=s.engine,
+        )
+
+    async def Shutdown(
+        self,
+        request: kv_pb2.ShutdownRequest,
+        context: Context,
+    ) -> kv_pb2.ShutdownResponse:
+        """Begin a graceful shutdown; the reply goes out before the server stops."""
+        grace = request.grace_seconds if request.grace_seconds > 0 else 5.0
+        self.begin_shutdown(grace)
+        return kv_pb2.ShutdownResponse()
+
+    def begin_shutdown(self, grace_seconds: float) -> None:
+        """Refuse new requests from now on and ask the node to stop (idempotent)."""
+        if not self.shutting_down:
+            self.shutting_down = True
+            self._trace("shutdown_requested", grace_seconds=grace_seconds, in_flight=self.in_flight)
+            self._on_shutdown(grace_seconds)
+
+
+def _scan_reply(pairs: list[tuple[bytes, bytes]], limit: int) -> kv_pb2.ScanResponse:
+    """Build a reply of at most ``limit`` pairs and MAX_SCAN_REPLY_BYTES bytes."""
+    reply = kv_pb2.ScanResponse()
+    size = 0
+    for i, (k, v) in enumerate(pairs):
+        if i >= limit or (i > 0 and size + len(k) + len(v) > limits.MAX_SCAN_REPLY_BYTES):
+            reply.more = True
+            break
+        reply.pairs.add(key=k, value=v)
+        size += len(k) + len(v)
+    return reply
+
+
+def _error_reply(reply: type[M], exc: errors.KVError) -> M:
+    """A response of type ``reply`` carrying only ``exc`` in its ``error`` field."""
+    return reply(error=error_to_proto(exc))
