@@ -1,0 +1,195 @@
+"""The ``jepsen-lite`` command.
+
+``jepsen-lite check [--format jsonl|jepsen-log|edn-kv] FILE`` checks one history and
+exits with:
+
+====  ===========================================================
+0     linearizable (and every set valid)
+1     not linearizable (or a set lost, duplicated or invented an element)
+2     unknown (a key's time budget ran out, or a set was never read)
+3     the file could not be read or is malformed (one line on stderr)
+4     bad command-line usage
+====  ===========================================================
+
+``jepsen-lite gen`` writes a synthetic register history (for trying things out and
+for the benchmark), and ``jepsen-lite bench`` measures the checker.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final, NoReturn
+
+import click
+from jepsen_lite.checker import LINEARIZABLE, NOT_LINEARIZABLE, UNKNOWN, CheckResult, check_operations
+from jepsen_lite.formats import FORMATS, load
+from jepsen_lite.history import History, HistoryError, write_jsonl
+from jepsen_lite.sets import INVALID, SetResult, check_sets, is_set_operation
+from jepsen_lite.synthetic import simulate_register
+from jepsen_lite.timeline import render_timeline
+
+EXIT_OK: Final = 0
+EXIT_NOT_LINEARIZABLE: Final = 1
+EXIT_UNKNOWN: Final = 2
+EXIT_BAD_INPUT: Final = 3
+EXIT_USAGE: Final = 4
+MAX_EXPLAINED_VIOLATIONS: Final = 5  # beyond this the terminal only lists keys; results.json has them all
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """jepsen-lite: check histories for linearizability and lost writes."""
+
+
+@cli.command()
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="jsonl", show_default=True, help="history format")
+@click.option(
+    "--time-limit-s", type=click.FloatRange(min=0.0), default=10.0, show_default=True,
+    help="search budget per key; when it runs out the key is unknown (never a pass)",
+)
+@click.option("--timeline", "timeline_path", type=click.Path(path_type=Path), help="write timeline.html here")
+@click.option("--results", "results_path", type=click.Path(path_type=Path), help="write results.json here")
+def check(file: Path, fmt: str, time_limit_s: float, timeline_path: Path | None, results_path: Path | None) -> int:
+    """Check one history FILE; exit 0 linearizable, 1 not, 2 unknown, 3 unreadable."""
+    started = time.monotonic()
+    history, model = load(file, fmt)
+    register_ops = [op for op in history.operations if not is_set_operation(op)]
+    set_ops = [op for op in history.operations if is_set_operation(op)]
+    lin = check_operations(register_ops, model, time_limit_s_per_key=time_limit_s) if register_ops else None
+    sets = check_sets(set_ops) if set_ops else None
+    elapsed = time.monotonic() - started
+    verdict = overall_verdict(lin, sets)
+    _print_report(file, fmt, history, lin, sets, verdict, elapsed)
+    if results_path is not None:
+        results = {
+            "file": str(file), "format": fmt, "verdict": verdict, "elapsed_s": round(elapsed, 3),
+            "linearizability": lin.to_json() if lin else None, "sets": sets.to_json() if sets else None,
+        }
+        _write(results_path, json.dumps(results, indent=2) + "\n")
+    if timeline_path is not None:
+        page = render_timeline(history, linearizability=lin, sets=sets, title=f"jepsen-lite: {file.name}")
+        _write(timeline_path, page)
+    return {LINEARIZABLE: EXIT_OK, NOT_LINEARIZABLE: EXIT_NOT_LINEARIZABLE}.get(verdict, EXIT_UNKNOWN)
+
+
+def overall_verdict(lin: CheckResult | None, sets: SetResult | None) -> str:
+    """One verdict for both checkers: a violation of either wins, then unknown, else linearizable."""
+    verdicts = {lin.verdict if lin else LINEARIZABLE, sets.verdict if sets else LINEARIZABLE}
+    if NOT_LINEARIZABLE in verdicts or INVALID in verdicts:
+        return NOT_LINEARIZABLE
+    return UNKNOWN if UNKNOWN in verdicts else LINEARIZABLE
+
+
+def _print_report(
+    file: Path,
+    fmt: str,
+    history: History,
+    lin: CheckResult | None,
+    sets: SetResult | None,
+    verdict: str,
+    elapsed: float,
+) -> None:
+    click.echo(
+        f"{file} ({fmt}): {len(history.events)} events, {len(history.operations)} operations, "
+        f"{len(history.keys())} keys, checked in {elapsed:.2f} s"
+    )
+    if lin is not None:
+        counts = {v: sum(1 for k in lin.keys if k.verdict == v) for v in (LINEARIZABLE, NOT_LINEARIZABLE, UNKNOWN)}
+        click.echo(
+            f"  linearizability ({lin.model}): {lin.verdict} — {counts[LINEARIZABLE]} linearizable, "
+            f"{counts[NOT_LINEARIZABLE]} not, {counts[UNKNOWN]} unknown key(s)"
+        )
+        for violation in lin.violations[:MAX_EXPLAINED_VIOLATIONS]:
+            click.echo("    " + violation.explain().replace("\n", "\n    "))
+        unknown = [k.key for k in lin.keys if k.verdict == UNKNOWN]
+        if unknown:
+            click.echo(f"    time budget ran out on: {', '.join(unknown[:20])}")
+    if sets is not None:
+        click.echo(f"  sets: {sets.verdict}")
+        for key in sets.keys:
+            if key.verdict != "valid":
+                click.echo(
+                    f"    set {key.key!r}: {key.verdict}; lost {list(key.lost)}, duplicated {list(key.duplicated)}, "
+                    f"unexpected {list(key.unexpected)}"
+                )
+    click.echo(f"verdict: {verdict}")
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise click.FileError(str(path), hint=exc.strerror or str(exc)) from None
+
+
+@cli.command()
+@click.option("--ops", type=click.IntRange(min=1), default=10_000, show_default=True, help="client operations in all")
+@click.option("--keys", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--processes-per-key", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--violations", type=click.IntRange(min=0), default=0, show_default=True, help="keys with a stale read")
+@click.option("--faults", type=click.IntRange(min=0), default=0, show_default=True, help="cosmetic nemesis intervals")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("-o", "--out", type=click.Path(path_type=Path), required=True, help="history.jsonl to write")
+def gen(ops: int, keys: int, processes_per_key: int, violations: int, faults: int, seed: int, out: Path) -> int:
+    """Write a synthetic register history (linearizable unless --violations > 0)."""
+    synthetic = simulate_register(
+        seed=seed, ops=ops, keys=keys, processes_per_key=processes_per_key, violations=violations, faults=faults
+    )
+    try:
+        with open(out, "w", encoding="utf-8") as fh:
+            write_jsonl(synthetic.events, fh)
+    except OSError as exc:
+        raise click.FileError(str(out), hint=exc.strerror or str(exc)) from None
+    planted = ", ".join(synthetic.planted_keys) or "none"
+    click.echo(f"wrote {len(synthetic.events)} events to {out} (seed {seed}; planted violations in: {planted})")
+    return EXIT_OK
+
+
+@cli.command()
+@click.option("--ops", type=click.IntRange(min=1), default=10_000, show_default=True)
+@click.option("--keys", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True, help="histories per shape")
+@click.option("--update-doc", type=click.Path(path_type=Path), help="rewrite the checker section of this file")
+def bench(ops: int, keys: int, seeds: int, update_doc: Path | None) -> int:
+    """Measure the checker on synthetic histories, with and without planted violations."""
+    from jepsen_lite.bench import render_markdown, run_bench, update_section
+
+    rows = run_bench(ops=ops, keys=keys, seeds=seeds, progress=click.echo)
+    text = render_markdown(rows, ops=ops, keys=keys, seeds=seeds)
+    click.echo(text)
+    if update_doc is not None:
+        update_section(update_doc, text)
+    return EXIT_OK if all(row.correct for row in rows) else EXIT_NOT_LINEARIZABLE
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return the exit code (never raises for bad input)."""
+    try:
+        result = cli.main(args=list(argv) if argv is not None else None, prog_name="jepsen-lite", standalone_mode=False)
+    except HistoryError as exc:
+        click.echo(f"jepsen-lite: error: {exc}", err=True)
+        return EXIT_BAD_INPUT
+    except click.FileError as exc:
+        exc.show()
+        return EXIT_BAD_INPUT
+    except click.UsageError as exc:
+        exc.show()
+        return EXIT_USAGE
+    except click.Abort:
+        click.echo("jepsen-lite: interrupted", err=True)
+        return 130
+    return result if isinstance(result, int) else EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """The console script ``jepsen-lite``."""
+    sys.exit(run(argv))
+
+
+if __name__ == "__main__":
+    main()
