@@ -253,6 +253,33 @@ def cas(opts: Options, key: str, old: str, new: str, absent: bool) -> None:
 
 
 @cli.command()
+@click.option("--start", default=None, help="First key (inclusive); default: the smallest key.")
+@click.option("--end", default=None, help="Last key (exclusive); default: past the largest key.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many pairs.")
+@click.option("--reverse", is_flag=True, help="Descending key order.")
+@pass_opts
+def scan(opts: Options, start: str | None, end: str | None, limit: int | None, reverse: bool) -> None:
+    """Print KEY<tab>VALUE lines for keys in [--start, --end), in key order.
+
+    \b
+    Example:
+      kv scan --start user/ --end user0 --limit 10
+    """
+
+    def run() -> None:
+        lo = None if start is None else opts.decode_arg("start key", start)
+        hi = None if end is None else opts.decode_arg("end key", end)
+        pairs = opts.client().scan(lo, hi, limit=limit, reverse=reverse)
+        if opts.as_json:
+            click.echo(json.dumps([{"key": opts.encode_out(k), "value": opts.encode_out(v)} for k, v in pairs]))
+            return
+        for k, v in pairs:
+            click.echo(f"{opts.encode_out(k)}\t{opts.encode_out(v)}")
+
+    guarded(run)
+
+
+@cli.command()
 @click.option("--config", "config_path", required=True, metavar="FILE", help="The node's TOML configuration.")
 def node(config_path: str) -> None:
     """Run one node in the foreground until SIGTERM, Ctrl-C or `kv shutdown`.

@@ -7,8 +7,8 @@ shard. It keeps one gRPC channel per address.
 Errors are classified by *when* they happen, because that decides whether a
 write may have taken effect:
 
-* the channel to the node could not be made ready: nothing was sent, so the
-  failure is definite (:class:`~kvstore.errors.Unavailable`) and the client
+* the connection to the node could not be established (gRPC says "failed to
+  connect" / "connection refused"): nothing was sent, so the failure is definite (:class:`~kvstore.errors.Unavailable`) and the client
   may try another replica;
 * the node answered with an error: the error's own ``definite`` flag decides
   (``NOT_LEADER`` is definite and carries a hint the client follows);
@@ -54,7 +54,6 @@ GRPC_OPTIONS = [
 class ClientOptions:
     """Timeouts and retry policy (seconds)."""
 
-    connect_timeout_s: float = 1.0
     request_timeout_s: float = 5.0
     deadline_s: float = 10.0
     backoff_initial_s: float = 0.02
@@ -130,6 +129,40 @@ class Client:
         resp = self._call(key, lambda stub, t: stub.CompareAndSet(req, timeout=t), write=True)
         return CasResult(resp.swapped, resp.current if resp.had_current else None)
 
+    def scan(
+        self,
+        start: bytes | None = None,
+        end: bytes | None = None,
+        *,
+        limit: int | None = None,
+        reverse: bool = False,
+        stale: bool = False,
+    ) -> list[tuple[bytes, bytes]]:
+        """Pairs with ``start <= key < end`` in key order (descending if ``reverse``), at most ``limit``.
+
+        Pages through the node's replies (each at most MAX_SCAN_LIMIT pairs).
+        """
+        for bound in (start, end):
+            if bound is not None:
+                limits.check_key(bound)
+        if len(self.cluster.shards) > 1:
+            raise errors.InvalidArgument("scans across several shards arrive with the hash ring")
+        out: list[tuple[bytes, bytes]] = []
+        lo, hi = start or b"", end or b""
+        while limit is None or len(out) < limit:
+            want = min(limits.MAX_SCAN_LIMIT, limit - len(out)) if limit is not None else limits.MAX_SCAN_LIMIT
+            req = kv_pb2.ScanRequest(start=lo, end=hi, limit=want, reverse=reverse, stale=stale)
+            resp = self._call(lo or hi, lambda stub, t: stub.Scan(req, timeout=t), write=False, any_key=True)
+            out.extend((p.key, p.value) for p in resp.pairs)
+            if not resp.more or not resp.pairs:
+                break
+            last = resp.pairs[-1].key
+            if reverse:
+                hi = last  # end is exclusive: continue strictly below the last key
+            else:
+                lo = last + b"\x00"  # the smallest key greater than `last`
+        return out
+
     def status(self, address: str) -> NodeStatus:
         """Ask the node at ``address`` about itself (one attempt, no retries)."""
         stub = self._stub(address)
@@ -204,9 +237,14 @@ class Client:
             addresses.insert(0, leader)
         return addresses
 
-    def _call(self, key: bytes, send: Callable[[kv_pb2_grpc.KVStub, float], T], *, write: bool) -> T:
-        """Send to the shard's leader, following hints and retrying definite failures."""
-        shard = self.shard_for(key)
+    def _call(
+        self, key: bytes, send: Callable[[kv_pb2_grpc.KVStub, float], T], *, write: bool, any_key: bool = False
+    ) -> T:
+        """Send to the shard's leader, following hints and retrying definite failures.
+
+        ``any_key``: the request is not about one key (a scan on a one-shard cluster).
+        """
+        shard = self.cluster.shards[0] if any_key else self.shard_for(key)
         deadline = time.monotonic() + self.options.deadline_s
         backoff = self.options.backoff_initial_s
         last: errors.KVError = errors.Unavailable(f"no replica of shard {shard.name} answered")
@@ -234,10 +272,6 @@ class Client:
         """One request to one node, with its failure classified (module docstring)."""
         stub = self._stub(address)
         try:
-            grpc.channel_ready_future(self._channels[address]).result(timeout=self.options.connect_timeout_s)
-        except grpc.FutureTimeoutError:
-            raise errors.Unavailable(f"cannot reach node at {address} (is it running?)") from None
-        try:
             resp = send(stub, self.options.request_timeout_s)
         except grpc.RpcError as exc:
             raise _classify_rpc_error(exc, address, write=write) from None
@@ -256,6 +290,8 @@ def _classify_rpc_error(exc: grpc.RpcError, address: str, *, write: bool) -> err
     """Map a gRPC failure after sending to a KVError (see module docstring)."""
     code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
     detail = _rpc_detail(exc)
+    if code == grpc.StatusCode.UNAVAILABLE and _never_connected(detail):
+        return errors.Unavailable(f"cannot reach node at {address} (is it running?)")
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
         return errors.InvalidArgument(f"request refused by {address}: {detail}")
     if write:
@@ -263,6 +299,17 @@ def _classify_rpc_error(exc: grpc.RpcError, address: str, *, write: bool) -> err
             return errors.DeadlineExceeded(f"no reply from {address} in time; the write may or may not have happened")
         return errors.OutcomeUnknown(f"lost contact with {address} ({detail}); the write may or may not have happened")
     return errors.Unavailable(f"read from {address} failed: {detail}")
+
+
+# gRPC reports a failure to *establish* a connection with these phrases; the
+# request was then never sent, so the failure is definite even for a write.
+# Any other UNAVAILABLE (a connection lost mid-call) leaves a write's outcome unknown.
+_CONNECT_FAILURE_PHRASES = ("failed to connect", "connection refused", "connections to all backends failing")
+
+
+def _never_connected(detail: str) -> bool:
+    low = detail.lower()
+    return any(p in low for p in _CONNECT_FAILURE_PHRASES)
 
 
 def _make_ring(cluster: ClusterMap) -> Callable[[bytes], str]:

@@ -106,12 +106,13 @@ def _functions(tree: ast.AST) -> list[tuple[str, ast.FunctionDef | ast.AsyncFunc
 
 
 def _innermost_function(
-    funcs: list[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef]], line: int
+    funcs: list[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef]], line: int, indent: int
 ) -> tuple[str, ast.FunctionDef | ast.AsyncFunctionDef] | None:
+    """The deepest function whose body could hold a comment at ``line`` indented by ``indent``."""
     best = None
     for name, fn in funcs:
         end = fn.end_lineno or fn.lineno
-        if fn.body[0].lineno <= line <= end and (best is None or fn.lineno >= best[1].lineno):
+        if fn.lineno < line <= end + 1 and indent > fn.col_offset and (best is None or fn.lineno >= best[1].lineno):
             best = (name, fn)
     return best
 
@@ -122,6 +123,7 @@ def check_source(path: Path, text: str, labs: set[str]) -> tuple[list[MarkedRegi
     problems: list[MarkerProblem] = []
     if "SOLUTION" not in text:
         return regions, problems
+    lines = text.splitlines()
     try:
         funcs = _functions(ast.parse(text))
     except SyntaxError as exc:
@@ -146,11 +148,11 @@ def check_source(path: Path, text: str, labs: set[str]) -> tuple[list[MarkedRegi
                 continue
             begin_line, lab, indent = open_at
             open_at = None
-            problem = _region_problem(funcs, begin_line, number, indent, end.group("indent"))
+            problem = _region_problem(funcs, lines, begin_line, number, indent, end.group("indent"))
             if problem:
                 problems.append(MarkerProblem(path, begin_line, problem))
             elif lab in labs:
-                fn = _innermost_function(funcs, begin_line)
+                fn = _innermost_function(funcs, begin_line, len(indent))
                 if fn is not None:
                     regions.append(MarkedRegion(path, lab, begin_line, number, fn[0], indent))
         elif MARKERISH_RE.search(line):
@@ -162,34 +164,36 @@ def check_source(path: Path, text: str, labs: set[str]) -> tuple[list[MarkedRegi
 
 def _region_problem(
     funcs: list[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef]],
+    lines: list[str],
     begin: int,
     end: int,
     begin_indent: str,
     end_indent: str,
 ) -> str | None:
     """Why the region [begin, end] is not a valid stub-able body part, or None."""
-    fn = _innermost_function(funcs, begin)
+    fn = _innermost_function(funcs, begin, len(begin_indent))
     if fn is None:
         return "region is not inside a function body"
     name, node = fn
-    if not (node.end_lineno and end <= node.end_lineno + 1):
-        return f"region starts in {name}() but ends outside it"
+    body = node.body
     if begin_indent != end_indent:
         return "BEGIN and END are indented differently"
-    body = node.body
+    if len(begin_indent) != body[0].col_offset:
+        return "markers must be at the indentation of the function body"
+    for text in lines[begin : end - 1]:
+        if text.strip() and len(text) - len(text.lstrip()) < len(begin_indent):
+            return f"region starts in {name}() but ends outside it"
     first = body[0]
     has_doc = (
         isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str)
     )
     if has_doc and begin <= (first.end_lineno or first.lineno):
         return "region must start after the docstring"
-    inside = [s for s in body if begin < s.lineno < end]
-    if not inside:
+    if not [s for s in body if begin < s.lineno < end]:
         return "region holds no statement of the function body"
-    if any(s.col_offset != len(begin_indent) for s in inside):
-        return "markers must be at the indentation of the function body"
     for s in body:
-        if s.lineno < begin < (s.end_lineno or s.lineno) or s.lineno < end < (s.end_lineno or s.lineno):
+        last = s.end_lineno or s.lineno
+        if s.lineno < begin < last or s.lineno < end < last:
             return "a marker splits a statement"
     return None
 

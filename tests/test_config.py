@@ -1,0 +1,120 @@
+"""Configuration files: typed, validated, and every mistake named clearly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kvstore.client.cluster import ClusterMap, ReplicaSpec, ShardSpec, dump_cluster, load_cluster
+from kvstore.config import load_node_config
+from kvstore.errors import ConfigError
+
+GOOD = """
+[node]
+id = "n1"
+listen = "127.0.0.1:7001"
+data_dir = "data/n1"
+
+[[peers]]
+id = "n2"
+address = "127.0.0.1:7002"
+
+[raft]
+tick_ms = 20
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "node.toml") -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_a_valid_node_config_loads_into_typed_dataclasses(tmp_path: Path) -> None:
+    """Fields land in their sections; unset fields take their defaults."""
+    cfg = load_node_config(write(tmp_path, GOOD))
+    assert cfg.node.id == "n1"
+    assert cfg.peers[0].address == "127.0.0.1:7002"
+    assert cfg.raft.tick_ms == 20
+    assert cfg.raft.election_timeout_ticks == 10
+    assert cfg.storage.sync == "always"
+
+
+def test_relative_data_dir_is_resolved_against_the_config_file(tmp_path: Path) -> None:
+    """A config works from any working directory."""
+    cfg = load_node_config(write(tmp_path, GOOD))
+    assert cfg.node.data_dir == str(tmp_path / "data" / "n1")
+    assert cfg.trace_path() == str(tmp_path / "data" / "n1" / "trace.jsonl")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (GOOD + "\n[bogus]\nx = 1\n", "unknown field 'bogus'"),
+        (GOOD.replace("tick_ms = 20", 'tick_ms = "fast"'), "raft.tick_ms must be an integer"),
+        (GOOD.replace("tick_ms = 20", "tick_ms = true"), "raft.tick_ms must be an integer"),
+        (GOOD.replace('id = "n1"\n', ""), "missing required field 'node.id'"),
+        (GOOD.replace("127.0.0.1:7001", "nowhere"), "not of the form host:port"),
+        (GOOD.replace("127.0.0.1:7001", "127.0.0.1:99999"), "out of range"),
+        (GOOD.replace("tick_ms = 20", "tick_ms = 0"), "tick_ms must be positive"),
+        (GOOD + '\n[storage]\nsync = "sometimes"\n', "storage.sync must be one of"),
+        (GOOD.replace('id = "n2"', 'id = "n1"'), "must all be different"),
+        ("[node\n", "not valid TOML"),
+        (GOOD.replace("[[peers]]", "peers = 3\n[[peerz]]"), "unknown field"),
+    ],
+)
+def test_invalid_node_configs_give_a_config_error_naming_the_field(tmp_path: Path, text: str, message: str) -> None:
+    """Every mistake is a ConfigError with the file name and what is wrong, never a traceback."""
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_node_config(path)
+    assert message in str(info.value)
+    assert path in str(info.value)
+
+
+def test_missing_and_unreadable_config_files_are_config_errors(tmp_path: Path) -> None:
+    """No file, a directory, and binary junk are each named plainly."""
+    with pytest.raises(ConfigError, match="no such file"):
+        load_node_config(str(tmp_path / "absent.toml"))
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_node_config(str(tmp_path))
+    junk = tmp_path / "junk.toml"
+    junk.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ConfigError):
+        load_node_config(str(junk))
+
+
+def test_cluster_file_round_trips_through_dump_and_load(tmp_path: Path) -> None:
+    """What `kv cluster up` writes, the client reads back unchanged."""
+    cluster = ClusterMap(
+        [
+            ShardSpec("s0", [ReplicaSpec("n1", "127.0.0.1:7001"), ReplicaSpec("n2", "127.0.0.1:7002")]),
+            ShardSpec("s1", [ReplicaSpec("n3", "127.0.0.1:7003", config="n3.toml")]),
+        ]
+    )
+    path = write(tmp_path, dump_cluster(cluster), "cluster.toml")
+    assert load_cluster(path) == cluster
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "no [[shard]] entries"),
+        ('[[shard]]\nname = "s0"\nreplicas = []\n', "has no replicas"),
+        ('[[shard]]\nname = "s0"\nreplicas = [{ id = "n1", address = "a:1" }]\n' * 2, "shard name 's0' appears"),
+        (
+            '[[shard]]\nname = "s0"\nreplicas = [{ id = "n1", address = "a:1" }, { id = "n1", address = "a:2" }]\n',
+            "node id 'n1' appears",
+        ),
+        (
+            '[[shard]]\nname = "s0"\nreplicas = [{ id = "n1", adress = "a:1" }]\n',
+            "unknown field 'shard[0].replicas[0].adress'",
+        ),
+    ],
+)
+def test_invalid_cluster_files_are_refused_clearly(tmp_path: Path, text: str, message: str) -> None:
+    """Unknown shard fields, duplicates and empty shards are ConfigErrors naming the problem."""
+    with pytest.raises(ConfigError) as info:
+        load_cluster(write(tmp_path, text, "cluster.toml"))
+    assert message in str(info.value)
