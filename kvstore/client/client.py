@@ -8,8 +8,9 @@ Errors are classified by *when* they happen, because that decides whether a
 write may have taken effect:
 
 * the connection to the node could not be established (gRPC says "failed to
-  connect" / "connection refused"): nothing was sent, so the failure is definite (:class:`~kvstore.errors.Unavailable`) and the client
-  may try another replica;
+  connect" / "connection refused"): nothing was sent, so the failure is
+  definite (:class:`~kvstore.errors.Unavailable`) and the client may try
+  another replica;
 * the node answered with an error: the error's own ``definite`` flag decides
   (``NOT_LEADER`` is definite and carries a hint the client follows);
 * the request was sent and no answer came (deadline, connection lost): for a
@@ -27,6 +28,7 @@ ring decides (see :mod:`kvstore.client.ring`).
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Callable
@@ -152,7 +154,7 @@ class Client:
         while limit is None or len(out) < limit:
             want = min(limits.MAX_SCAN_LIMIT, limit - len(out)) if limit is not None else limits.MAX_SCAN_LIMIT
             req = kv_pb2.ScanRequest(start=lo, end=hi, limit=want, reverse=reverse, stale=stale)
-            resp = self._call(lo or hi, lambda stub, t: stub.Scan(req, timeout=t), write=False, any_key=True)
+            resp = self._call(lo or hi, functools.partial(_send_scan, req), write=False, any_key=True)
             out.extend((p.key, p.value) for p in resp.pairs)
             if not resp.more or not resp.pairs:
                 break
@@ -278,6 +280,10 @@ class Client:
         if resp.HasField("error"):  # type: ignore[attr-defined]
             raise error_from_proto(resp.error)  # type: ignore[attr-defined]
         return resp
+
+
+def _send_scan(req: kv_pb2.ScanRequest, stub: kv_pb2_grpc.KVStub, timeout: float) -> kv_pb2.ScanResponse:
+    return stub.Scan(req, timeout=timeout)
 
 
 def _rpc_detail(exc: grpc.RpcError) -> str:
