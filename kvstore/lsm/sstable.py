@@ -1,0 +1,419 @@
+"""SSTables: immutable sorted files of key -> value-or-tombstone.
+
+Theory of operation. A table is a sequence of *data blocks* (about ``block_size_bytes``
+each), then a *filter block* (a bloom filter of every key), an *index block* (for each data
+block: its last key and its position), and a fixed 56-byte *footer* that locates the filter
+and index and ends with a magic number. Every block carries a type byte and a CRC-32, so any
+flipped bit in a block is found when the block is read. The exact bytes are in ``FORMAT.md``
+(sections "Block", "SSTable", "Footer").
+
+Blocks are *columnar*: all keys, then all values, then an array of end offsets, then a kind
+byte per entry (value or tombstone), then the entry count. The offset array makes every
+entry a restart point (LevelDB restarts every 16 entries and prefix-compresses between
+restarts): binary search needs no decoding pass, and one ``struct.unpack_from`` plus one list
+comprehension turns a block into a list of keys. Prefix compression is left out on purpose:
+decoding it entry by entry is the slowest thing pure Python can do, and with the random
+16-byte keys of the benchmark it would save almost nothing.
+
+Reading (:class:`TableReader`): opening a table reads and verifies the footer, the index and
+the filter and keeps them in memory; data blocks are read on demand through the shared
+:class:`~kvstore.lsm.cache.BlockCache`. A point read costs one bloom probe and, when the filter
+says "maybe", one index bisect, at most one block read, and one bisect in the block.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from bisect import bisect_left
+from collections.abc import Iterator
+from dataclasses import dataclass
+from itertools import accumulate, pairwise
+
+from kvstore.errors import CorruptionError
+from kvstore.fs import FileSystem, WritableFile
+from kvstore.invariants import invariant
+from kvstore.lsm.bloom import build_filter, check_filter, may_contain
+from kvstore.lsm.cache import BlockCache
+from kvstore.lsm.memtable import MISSING, Sentinel
+
+# Entry kinds stored in blocks. Do not renumber: they are on disk.
+KIND_TOMBSTONE = 0
+KIND_VALUE = 1
+
+# Block types (the trailer's first byte). Do not renumber: they are on disk.
+BLOCK_TYPE_PLAIN = 0
+
+TRAILER = struct.Struct("<BI")  # block type u8, crc32 u32 of contents + type byte
+TRAILER_BYTES = TRAILER.size
+FOOTER = struct.Struct("<QIQIQQIIQ")  # index off,size; filter off,size; entries; tombstones; version; crc; magic
+FOOTER_BYTES = FOOTER.size
+FOOTER_CRC_SPAN = FOOTER_BYTES - 12  # the crc covers every field before it
+MAGIC = int.from_bytes(b"KVSSTBL1", "little")
+FORMAT_VERSION = 1
+HANDLE = struct.Struct("<QI")  # block offset u64, block size u32 (contents + trailer)
+_U32 = struct.Struct("<I")
+ENTRY_OVERHEAD_BYTES = 9  # two u32 offsets and a kind byte per entry
+WRITE_BUFFER_BYTES = 256 * 1024  # the builder hands blocks to the file in chunks of this size
+
+
+def encode_block(keys: list[bytes], values: list[bytes | None]) -> bytes:
+    """Encode a block's contents (without trailer); ``keys`` strictly increasing, non-empty.
+
+    Layout: ``keys… values… key_end[n] value_end[n] kind[n] n`` (u32 little-endian ends,
+    offsets from the block start; a tombstone has an empty value and kind 0).
+    """
+    # BEGIN SOLUTION lsm-sstable
+    n = len(keys)
+    invariant(n > 0, "a block holds at least one entry")
+    if None in values:
+        kinds = bytes([v is not None for v in values])
+        vals = [b"" if v is None else v for v in values]
+    else:
+        kinds = b"\x01" * n
+        vals = values  # type: ignore[assignment]  # no None in the list
+    key_ends = list(accumulate(map(len, keys)))
+    value_ends = list(accumulate(map(len, vals), initial=key_ends[-1]))[1:]
+    offsets = struct.pack(f"<{2 * n}I", *key_ends, *value_ends)
+    return b"".join([*keys, *vals, offsets, kinds, _U32.pack(n)])
+    # END SOLUTION
+
+
+def seal_block(contents: bytes) -> bytes:
+    """Append the trailer: block type and CRC-32 of contents + type byte."""
+    typed = contents + bytes([BLOCK_TYPE_PLAIN])
+    return typed + _U32.pack(zlib.crc32(typed))
+
+
+class Block:
+    """A decoded block: its keys as a list (for bisect) and lazy access to values.
+
+    Invariants: ``len(keys) == len(kinds) == len(value_bounds) - 1``; keys strictly increase.
+    """
+
+    __slots__ = ("contents", "keys", "kinds", "value_bounds")
+
+    def __init__(self, contents: bytes, keys: list[bytes], value_bounds: tuple[int, ...], kinds: bytes) -> None:
+        self.contents = contents
+        self.keys = keys
+        self.value_bounds = value_bounds
+        self.kinds = kinds
+
+    def value_at(self, i: int) -> bytes | None:
+        """The value of entry ``i``, or None for a tombstone."""
+        if not self.kinds[i]:
+            return None
+        return self.contents[self.value_bounds[i] : self.value_bounds[i + 1]]
+
+    def values(self, lo: int, hi: int) -> list[bytes | None]:
+        """Values of entries ``lo..hi-1`` (tombstones as None)."""
+        c = self.contents
+        b = self.value_bounds
+        vals: list[bytes | None] = [c[b[i] : b[i + 1]] for i in range(lo, hi)]
+        kinds = self.kinds
+        if 0 in kinds[lo:hi]:
+            for i in range(lo, hi):
+                if not kinds[i]:
+                    vals[i - lo] = None
+        return vals
+
+    def check_invariants(self) -> None:
+        """Shape and order (O(n))."""
+        k = self.keys
+        invariant(len(k) == len(self.kinds) == len(self.value_bounds) - 1, "block columns have one length")
+        invariant(all(a < b for a, b in pairwise(k)), "block keys strictly increase")
+
+
+def unseal_block(raw: bytes, path: str, offset: int) -> bytes:
+    """Verify a sealed block's trailer (type and CRC-32) and return its contents.
+
+    Raises:
+        CorruptionError: too short, checksum mismatch or unknown type (naming ``path`` and ``offset``).
+    """
+    if len(raw) < TRAILER_BYTES:
+        raise CorruptionError(path, offset, "block shorter than its trailer")
+    block_type, crc = TRAILER.unpack_from(raw, len(raw) - TRAILER_BYTES)
+    if zlib.crc32(raw[:-4]) != crc:
+        raise CorruptionError(path, offset, "block checksum mismatch")
+    if block_type != BLOCK_TYPE_PLAIN:
+        raise CorruptionError(path, offset, f"unknown block type {block_type}")
+    return raw[:-TRAILER_BYTES]
+
+
+def decode_block(raw: bytes, path: str, offset: int) -> Block:
+    """Verify a sealed block's checksum and decode its entries.
+
+    Raises:
+        CorruptionError: bad checksum, unknown type, or offsets that do not fit (naming
+            ``path`` and the block's ``offset``).
+    """
+    # BEGIN SOLUTION lsm-sstable
+    contents = unseal_block(raw, path, offset)
+    size = len(contents)
+    if size < 4:
+        raise CorruptionError(path, offset, "block too short for its entry count")
+    (n,) = _U32.unpack_from(contents, size - 4)
+    table_at = size - 4 - 9 * n
+    if table_at < 0:
+        raise CorruptionError(path, offset, "block entry count does not fit")
+    ends = struct.unpack_from(f"<{2 * n}I", contents, table_at)
+    key_bounds = (0, *ends[:n])
+    value_bounds = (key_bounds[-1], *ends[n:])
+    if value_bounds[-1] != table_at or any(a > b for a, b in pairwise(value_bounds)):
+        raise CorruptionError(path, offset, "block offsets do not match its size")
+    keys = [contents[a:b] for a, b in pairwise(key_bounds)]
+    kinds = contents[size - 4 - n : size - 4]
+    return Block(contents, keys, value_bounds, kinds)
+    # END SOLUTION
+
+
+@dataclass(frozen=True, slots=True)
+class TableInfo:
+    """What a finished table holds (recorded in the manifest)."""
+
+    size_bytes: int
+    entries: int
+    tombstones: int
+    smallest: bytes
+    largest: bytes
+
+
+class TableBuilder:
+    """Writes one SSTable. Call rules: ``add_many*`` with globally increasing keys, then ``finish`` once.
+
+    The caller syncs and closes the file after :meth:`finish` (it decides durability).
+
+    Invariants: every key added is greater than every key added before.
+    """
+
+    def __init__(self, file: WritableFile, *, block_size_bytes: int, bloom_bits_per_key: int) -> None:
+        self._file = file
+        self._block_size = block_size_bytes
+        self._bits_per_key = bloom_bits_per_key
+        self._offset = 0
+        self._out: list[bytes] = []
+        self._out_bytes = 0
+        self._index_keys: list[bytes] = []
+        self._index_values: list[bytes | None] = []
+        self._all_keys: list[bytes] = []
+        self._pend_keys: list[bytes] = []
+        self._pend_values: list[bytes | None] = []
+        self.entries = 0
+        self.tombstones = 0
+        self.data_bytes = 0  # key + value bytes added
+
+    def add_many(self, keys: list[bytes], values: list[bytes | None]) -> None:
+        """Append a sorted run of entries (``None`` values are tombstones)."""
+        # BEGIN SOLUTION lsm-sstable
+        if not keys:
+            return
+        if self._all_keys:
+            invariant(keys[0] > self._all_keys[-1], "table keys strictly increase across runs")
+        invariant(all(a < b for a, b in pairwise(keys)), "table keys strictly increase")
+        self._all_keys += keys
+        self.entries += len(keys)
+        self.tombstones += values.count(None)
+        pk = self._pend_keys
+        pv = self._pend_values
+        pk += keys
+        pv += values
+        sizes = [len(k) + (len(v) if v is not None else 0) + ENTRY_OVERHEAD_BYTES for k, v in zip(pk, pv, strict=True)]
+        cum = list(accumulate(sizes))
+        self.data_bytes += sum(sizes[len(pk) - len(keys) :]) - ENTRY_OVERHEAD_BYTES * len(keys)
+        start = 0
+        base = 0
+        bs = self._block_size
+        while cum[-1] - base >= bs:
+            j = bisect_left(cum, base + bs, start) + 1
+            self._emit_block(pk[start:j], pv[start:j])
+            base = cum[j - 1]
+            start = j
+        self._pend_keys = pk[start:]
+        self._pend_values = pv[start:]
+        # END SOLUTION
+
+    def _emit_block(self, keys: list[bytes], values: list[bytes | None]) -> None:
+        raw = seal_block(encode_block(keys, values))
+        self._index_keys.append(keys[-1])
+        self._index_values.append(HANDLE.pack(self._offset, len(raw)))
+        self._write(raw)
+
+    def _write(self, raw: bytes) -> None:
+        self._out.append(raw)
+        self._offset += len(raw)
+        self._out_bytes += len(raw)
+        if self._out_bytes >= WRITE_BUFFER_BYTES:
+            self._file.write(b"".join(self._out))
+            self._out = []
+            self._out_bytes = 0
+
+    def finish(self) -> TableInfo:
+        """Write the last block, filter, index and footer. REQUIRES: at least one entry."""
+        invariant(self.entries > 0, "a table holds at least one entry")
+        if self._pend_keys:
+            self._emit_block(self._pend_keys, self._pend_values)
+        filter_raw = seal_block(build_filter(self._all_keys, self._bits_per_key))
+        filter_off = self._offset
+        self._write(filter_raw)
+        index_raw = seal_block(encode_block(self._index_keys, self._index_values))
+        index_off = self._offset
+        self._write(index_raw)
+        head = FOOTER.pack(
+            index_off, len(index_raw), filter_off, len(filter_raw), self.entries, self.tombstones, FORMAT_VERSION, 0, 0
+        )[:FOOTER_CRC_SPAN]
+        footer = head + struct.pack("<IQ", zlib.crc32(head), MAGIC)
+        self._write(footer)
+        self._file.write(b"".join(self._out))
+        self._out = []
+        return TableInfo(self._offset, self.entries, self.tombstones, self._all_keys[0], self._all_keys[-1])
+
+
+class TableReader:
+    """Reads one SSTable; safe to share between threads.
+
+    Args:
+        fs: the file system.
+        path: the table file.
+        number: the file number (the cache key prefix).
+        cache: the engine's shared block cache.
+    Raises:
+        CorruptionError: a bad footer (length, magic, checksum, version), index or filter.
+    """
+
+    def __init__(self, fs: FileSystem, path: str, number: int, cache: BlockCache[Block]) -> None:
+        self.path = path
+        self.number = number
+        self._cache = cache
+        self._file = fs.open_read(path)
+        size = self._file.size()
+        self.size_bytes = size
+        if size < FOOTER_BYTES:
+            raise CorruptionError(path, 0, "file too short for a footer")
+        foot_at = size - FOOTER_BYTES
+        footer = self._file.read_at(foot_at, FOOTER_BYTES)
+        index_off, index_size, filter_off, filter_size, entries, tombstones, version, crc, magic = FOOTER.unpack(footer)
+        if magic != MAGIC:
+            raise CorruptionError(path, foot_at, "bad magic number (not an SSTable, or truncated)")
+        if zlib.crc32(footer[:FOOTER_CRC_SPAN]) != crc:
+            raise CorruptionError(path, foot_at, "footer checksum mismatch")
+        if version != FORMAT_VERSION:
+            raise CorruptionError(path, foot_at, f"unknown table format version {version}")
+        if filter_off + filter_size != index_off or index_off + index_size != foot_at:
+            raise CorruptionError(path, foot_at, "footer block handles do not fit the file")
+        self.entries = entries
+        self.tombstones = tombstones
+        raw_filter = self._file.read_at(filter_off, filter_size)
+        self._filter = unseal_block(raw_filter, path, filter_off)
+        check_filter(self._filter, path, filter_off)
+        index = self._read_block(index_off, index_size)
+        self.index_keys = index.keys
+        try:
+            self._handles = [HANDLE.unpack(index.value_at(i) or b"") for i in range(len(index.keys))]
+        except struct.error:
+            raise CorruptionError(path, index_off, "malformed block handle in the index") from None
+        prev_end = 0
+        for off, sz in self._handles:
+            if off != prev_end:
+                raise CorruptionError(path, index_off, "index block handles are not contiguous")
+            prev_end = off + sz
+        if prev_end != filter_off or not self.index_keys:
+            raise CorruptionError(path, index_off, "index block does not cover the data blocks")
+        self.largest = self.index_keys[-1]
+        self.bloom_negatives = 0
+        self.bloom_false_positives = 0
+
+    def _read_block(self, offset: int, size: int) -> Block:
+        raw = self._file.read_at(offset, size)
+        if len(raw) != size:
+            raise CorruptionError(self.path, offset, "block runs past the end of the file")
+        return decode_block(raw, self.path, offset)
+
+    def block(self, i: int, *, fill_cache: bool = True) -> Block:
+        """Data block ``i`` (from the cache or the file)."""
+        key = (self.number, i)
+        blk = self._cache.get(key)
+        if blk is None:
+            off, size = self._handles[i]
+            blk = self._read_block(off, size)
+            if fill_cache:
+                self._cache.put(key, blk, size + 40 * len(blk.keys))
+        return blk
+
+    @property
+    def block_count(self) -> int:
+        """Number of data blocks."""
+        return len(self._handles)
+
+    def may_contain(self, h: int) -> bool:
+        """Bloom check for a key with hash ``h`` (see :func:`kvstore.lsm.bloom.key_hash`)."""
+        return may_contain(self._filter, h)
+
+    def get(self, key: bytes, h: int) -> bytes | Sentinel | None:
+        """The entry for ``key``: value bytes, None (tombstone) or MISSING.
+
+        Args:
+            key: the key.
+            h: ``key_hash(key)``, computed once by the caller for all tables.
+        """
+        # BEGIN SOLUTION lsm-sstable
+        if not may_contain(self._filter, h):
+            self.bloom_negatives += 1
+            return MISSING
+        i = bisect_left(self.index_keys, key)
+        if i < len(self.index_keys):
+            blk = self.block(i)
+            keys = blk.keys
+            j = bisect_left(keys, key)
+            if j < len(keys) and keys[j] == key:
+                return blk.value_at(j)
+        self.bloom_false_positives += 1
+        return MISSING
+        # END SOLUTION
+
+    def chunks(
+        self, start: bytes | None, end: bytes | None, *, reverse: bool = False
+    ) -> Iterator[tuple[list[bytes], list[bytes | None]]]:
+        """Yield the entries with ``start <= key < end`` block by block, as (keys, values) runs.
+
+        Runs are ascending inside; with ``reverse`` the runs come last block first.
+        Blocks read by a scan are not added to the cache (a full scan would flush it).
+        """
+        # BEGIN SOLUTION lsm-sstable
+        n = len(self.index_keys)
+        first = 0 if start is None else bisect_left(self.index_keys, start)
+        last = n - 1 if end is None else min(n - 1, bisect_left(self.index_keys, end))
+        order = range(last, first - 1, -1) if reverse else range(first, last + 1)
+        for i in order:
+            blk = self.block(i, fill_cache=False)
+            keys = blk.keys
+            lo = 0 if start is None else bisect_left(keys, start)
+            hi = len(keys) if end is None else bisect_left(keys, end)
+            if lo < hi:
+                yield keys[lo:hi], blk.values(lo, hi)
+        # END SOLUTION
+
+    def first_key(self) -> bytes:
+        """The smallest key in the table (reads the first block)."""
+        return self.block(0, fill_cache=False).keys[0]
+
+    def close(self) -> None:
+        """Release the file handle (in-flight readers must be finished)."""
+        self._file.close()
+
+
+def key_range_overlaps(smallest: bytes, largest: bytes, start: bytes | None, end: bytes | None) -> bool:
+    """Whether ``[smallest, largest]`` meets ``[start, end)`` (None = unbounded)."""
+    return (end is None or smallest < end) and (start is None or largest >= start)
+
+
+__all__ = [
+    "MISSING",
+    "Block",
+    "TableBuilder",
+    "TableInfo",
+    "TableReader",
+    "decode_block",
+    "encode_block",
+    "key_range_overlaps",
+    "seal_block",
+]
