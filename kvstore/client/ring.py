@@ -49,7 +49,7 @@ from kvstore.limits import MAX_RING_SHARDS, MAX_SHARD_NAME_BYTES, MAX_VNODES_PER
 # sets of 2..16 shard names, 512 virtual nodes kept the busiest shard at or below
 # 1.19x the mean (p99 1.13x) and the idlest at or above 0.82x; 256 reached 1.28x,
 # 128 reached 1.33x. Lookup cost barely changes (one more bisect step per
-# doubling); build cost is one hash per virtual node, about 6 ms for 16 shards.
+# doubling); build cost is one hash per virtual node, about 10 ms for 16 shards.
 DEFAULT_VNODES_PER_SHARD = 512
 
 RingKind = Literal["consistent", "rendezvous"]
