@@ -123,6 +123,9 @@ class ClientOp:
     value: Any
     node: str | None = None
     done: bool = False
+    outcome: str | None = None
+    result: Any = None
+    error: str | None = None
 
 
 @dataclass(slots=True)
@@ -138,6 +141,7 @@ class SimNode:
     confirmed_reads: list[tuple[int, ClientOp]] = field(default_factory=list)
     crash_on_next_persist: bool = False
     entries_since_snapshot: int = 0
+    bootstrap_peers: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -212,8 +216,8 @@ class Simulation:
         self._next_value = 0
         self.violation: str | None = None
         for node_id in self.ids:
-            self.nodes[node_id] = SimNode(node_id, SimDisk())
-            self._start_node(node_id, peers=self.ids)
+            self.nodes[node_id] = SimNode(node_id, SimDisk(), bootstrap_peers=tuple(self.ids))
+            self._start_node(node_id)
             self._push(self.rng.random(), "tick", node_id)
         if auto_clients:
             for p in range(config.clients):
@@ -225,7 +229,7 @@ class Simulation:
     # Node lifecycle.
     # ------------------------------------------------------------------
 
-    def _start_node(self, node_id: str, *, peers: Iterable[str]) -> None:
+    def _start_node(self, node_id: str) -> None:
         node = self.nodes[node_id]
         restore = node.disk.load()
         node.sm = KVStateMachine()
@@ -233,7 +237,7 @@ class Simulation:
             node.sm.restore(restore.snapshot.data)
         node.core = self._factory(
             node_id,
-            peers=peers,
+            peers=node.bootstrap_peers,
             rng=random.Random(self.rng.getrandbits(64)),
             config=self.cfg.raft,
             restore=restore,
@@ -262,14 +266,14 @@ class Simulation:
         if self.nodes[node_id].core is not None:
             return
         self._sim_trace(node_id, "restarted")
-        self._start_node(node_id, peers=self.ids)
+        self._start_node(node_id)
         self._process(node_id)
 
     def add_node(self, node_id: str) -> None:
         """Start a brand-new empty node (to be added with ``add_learner`` on the leader)."""
         self.ids.append(node_id)
         self.nodes[node_id] = SimNode(node_id, SimDisk())
-        self._start_node(node_id, peers=())
+        self._start_node(node_id)
         self._push(self.now + self.rng.random(), "tick", node_id)
 
     # ------------------------------------------------------------------
@@ -603,6 +607,7 @@ class Simulation:
 
     def _client_complete(self, op_id: int, type_: str, value: Any, node: str | None, error: str | None) -> None:
         op = self._client_ops.pop(op_id)
+        op.outcome, op.result, op.error = type_, value, error
         if type_ == "ok":
             self.stats.client_ok += 1
             if node:
@@ -620,6 +625,7 @@ class Simulation:
         op.done = True
         self._client_ops.pop(op_id)
         type_ = "fail" if op.f == "read" else "info"
+        op.outcome, op.error = type_, "timeout"
         if type_ == "info":
             self.stats.client_info += 1
         else:

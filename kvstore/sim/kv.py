@@ -2,7 +2,8 @@
 
 Commands are JSON objects (``{"id": 7, "f": "write", "key": "k1", "value": 3}``
 or ``"f": "cas"`` with ``"expected"``/``"new"``), so a trace or a snapshot
-reads as text. Reads do not go through the log (ReadIndex serves them).
+reads as text. Reads do not go through the log (ReadIndex serves them). Any other entry
+data (tests propose raw text) is applied as a no-op.
 Implements :class:`kvstore.raft.StateMachine`.
 """
 
@@ -22,12 +23,21 @@ def encode_command(op_id: int, f: str, key: str, value: Any) -> bytes:
     return json.dumps({"id": op_id, "f": f, "key": key, "value": value}).encode()
 
 
+def decode_command(data: bytes) -> dict[str, Any] | None:
+    """The command object, or None if ``data`` is not a JSON object (tests propose raw text)."""
+    try:
+        obj = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
 def command_id(entry: Entry) -> int | None:
     """The client op id of a NORMAL entry, or None for other entries."""
     if entry.type != EntryType.NORMAL or not entry.data:
         return None
-    obj = json.loads(entry.data)
-    op_id = obj.get("id")
+    obj = decode_command(entry.data)
+    op_id = obj.get("id") if obj else None
     return int(op_id) if op_id is not None else None
 
 
@@ -44,7 +54,9 @@ class KVStateMachine:
         self.applied_index = entry.index
         if entry.type != EntryType.NORMAL or not entry.data:
             return None
-        cmd = json.loads(entry.data)
+        cmd = decode_command(entry.data)
+        if cmd is None:
+            return None  # opaque data: counted as applied, changes nothing
         f = cmd.get("f")
         if f == "write":
             self.data[cmd["key"]] = cmd["value"]
