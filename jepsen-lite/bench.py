@@ -13,7 +13,7 @@ import platform
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -25,7 +25,14 @@ from jepsen_lite.synthetic import simulate_register
 
 BEGIN: Final = "<!-- BEGIN checker -->"
 END: Final = "<!-- END checker -->"
-SHAPES: Final = (("linearizable", 5, 0), ("linearizable, 10 clients/key", 10, 0), ("5 planted stale reads", 5, 5))
+Shape = tuple[str, int, int]  # (name, concurrent clients per key, keys with a planted stale read)
+SHAPES: Final[tuple[Shape, ...]] = (
+    ("linearizable, 5 clients/key", 5, 0),
+    ("5 planted stale reads, 5 clients/key", 5, 5),
+    ("linearizable, 10 clients/key", 10, 0),
+    ("5 planted stale reads, 10 clients/key", 10, 5),
+    ("stress: linearizable, 20 clients/key", 20, 0),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +49,18 @@ class BenchRow:
     max_key_seconds: float
 
 
-def run_bench(*, ops: int, keys: int, seeds: int, progress: Callable[[str], None] = print) -> list[BenchRow]:
+def run_bench(
+    *,
+    ops: int,
+    keys: int,
+    seeds: int,
+    shapes: Sequence[Shape] = SHAPES,
+    progress: Callable[[str], None] = print,
+) -> list[BenchRow]:
     """Measure every shape for seeds 1..``seeds``."""
     rows: list[BenchRow] = []
     with tempfile.TemporaryDirectory(prefix="jepsen-lite-bench-") as tmp:
-        for shape, width, violations in SHAPES:
+        for shape, width, violations in shapes:
             for seed in range(1, seeds + 1):
                 synthetic = simulate_register(
                     seed=seed, ops=ops, keys=keys, processes_per_key=width, violations=violations
@@ -89,10 +103,8 @@ def render_markdown(rows: list[BenchRow], *, ops: int, keys: int, seeds: int) ->
         "| history | median s | max s | slowest key s | all verdicts right |",
         "| --- | ---: | ---: | ---: | --- |",
     ]
-    for shape, _, _ in SHAPES:
+    for shape in dict.fromkeys(r.shape for r in rows):
         mine = [r for r in rows if r.shape == shape]
-        if not mine:
-            continue
         times = [r.seconds for r in mine]
         lines.append(
             f"| {shape} | {statistics.median(times):.2f} | {max(times):.2f} | "

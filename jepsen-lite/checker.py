@@ -25,6 +25,13 @@ take effect at any moment after their call, or never).
    there is nothing left to pop. The cache of (bitset, state) pairs makes the
    search visit each configuration once (Lowe, "Testing for linearizability",
    2017; the same algorithm as Porcupine).
+   One pruning on top: a *read-only* operation (one that never changes the
+   state, such as an ok read) that is legal now may as well be linearized now —
+   any linearization that places it later still works with it moved here, since
+   it was invoked before every pending return. So when the search backtracks
+   over such an operation it does not try alternatives to it, it backtracks
+   again; and when that configuration is already in the cache (so it failed),
+   the current one has failed too.
 4. **Explaining a failure**: the deepest stack the search built is the longest
    linearizable prefix; the operation with the earliest return among those not
    in it is the one that could not be placed (the *failing* operation), and the
@@ -282,6 +289,9 @@ def search(head: Entry, prepared: Sequence[Prepared], model: Model, *, deadline:
         entry; or NOT_LINEARIZABLE with the longest linearizable prefix found; or UNKNOWN
         with the longest prefix found so far.
 
+    Read-only operations (``model.read_only``) that are legal are never branched on: backtracking
+    over one backtracks again (see the module docstring for why that loses no linearization).
+
     Invariants (at the top of the loop): the entries of the operations on the stack are
     lifted out of the list; ``linearized`` has exactly their bits set; ``state`` is the
     model state after applying them in stack order; ``(linearized, state)`` of every
@@ -292,6 +302,7 @@ def search(head: Entry, prepared: Sequence[Prepared], model: Model, *, deadline:
     state: State = model.init()
     linearized = 0
     cache: set[tuple[int, State]] = set()
+    read_only = [model.read_only(op) for op in prepared]
     stack: list[tuple[Entry, State]] = []  # (lifted call entry, state before it)
     best: tuple[int, ...] = ()
     entry = head.next
@@ -314,18 +325,24 @@ def search(head: Entry, prepared: Sequence[Prepared], model: Model, *, deadline:
                     lift(entry)
                     entry = head.next
                     continue
+                if read_only[entry.op]:
+                    entry = None  # that configuration already failed, so this one fails too: backtrack
+                    continue
             entry = entry.next
             continue
         # A return entry (or the end of the list): its operation cannot be placed; backtrack.
-        if not stack:
-            return SearchOutcome(NOT_LINEARIZABLE, best, len(cache))
         if len(stack) > len(best):
             best = tuple(e.op for e, _ in stack)
-        top, state = stack.pop()
-        linearized &= ~(1 << top.op)
-        if top.match is not None:
-            must += 1
-        unlift(top)
+        while True:
+            if not stack:
+                return SearchOutcome(NOT_LINEARIZABLE, best, len(cache))
+            top, state = stack.pop()
+            linearized &= ~(1 << top.op)
+            if top.match is not None:
+                must += 1
+            unlift(top)
+            if not read_only[top.op]:
+                break  # else placing the read-only top here was without loss of generality: pop again
         entry = top.next
     return SearchOutcome(LINEARIZABLE, tuple(e.op for e, _ in stack), len(cache))
     # END SOLUTION

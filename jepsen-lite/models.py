@@ -53,6 +53,9 @@ class Model(Protocol):
           ``(False, state)``. It is pure: same inputs, same answer.
         - ``relevant(op)`` says whether an operation matters at all (an ``info``
           read constrains nothing and may be dropped).
+        - ``read_only(prepared)`` is True only for operations that never change
+          the state (an ``ok`` read, a refused cas); the checker linearizes those
+          greedily. Returning False is always safe, just slower.
     """
 
     name: str
@@ -71,6 +74,10 @@ class Model(Protocol):
 
     def relevant(self, op: Operation) -> bool:
         """False for operations that can be dropped without changing the verdict."""
+        ...
+
+    def read_only(self, op: Prepared) -> bool:
+        """True only if ``step`` never changes the state for this operation, whatever the state."""
         ...
 
     def describe(self, state: State) -> str:
@@ -125,6 +132,10 @@ class RegisterModel:
             return not same, state
         return (True, new) if same else (False, state)
 
+    def read_only(self, op: Prepared) -> bool:
+        code, _, out = op
+        return code == READ or (code == CAS and out is True)
+
     def describe(self, state: State) -> str:
         return "absent" if state is None else repr(state)
 
@@ -159,6 +170,9 @@ class KVAppendModel:
         if code == PUT:
             return True, arg
         return True, f"{state}{arg}"
+
+    def read_only(self, op: Prepared) -> bool:
+        return op[0] == GET
 
     def describe(self, state: State) -> str:
         return repr(state)
