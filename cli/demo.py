@@ -19,7 +19,7 @@ import textwrap
 from kvstore.client.cluster import ClusterMap, ReplicaSpec, ShardSpec, dump_cluster
 from kvstore.server.launcher import NodeProcess, free_port
 
-KV = [sys.executable, "-m", "kvstore_cli.main"]
+KV = [sys.executable, "-m", "kvstore_cli"]
 
 
 def say(text: str) -> None:
@@ -30,7 +30,7 @@ def say(text: str) -> None:
 def _show(arg: str) -> str:
     """An argument as a person would type it (a very long one abbreviated)."""
     if len(arg) > 40:
-        return f"\"$(python3 -c 'print(\"{arg[0]}\" * {len(arg)})')\""
+        return f'"$(python3 -c \'print("{arg[0]}" * {len(arg)})\')"'
     return arg if arg and " " not in arg else repr(arg)
 
 

@@ -1,112 +1,28 @@
-"""The ``kv`` command: data operations, a node, and (as they land) cluster tools.
+"""The ``kv`` command: data operations, a node, a local cluster, and its logs.
 
-Exit codes (also in ``kv --help`` and docs/cli.md):
-
-====  =====================================================================
-0     success (for ``get``: the key was found)
-1     not found (``get``, ``del`` of a missing key; ``cas`` that did not swap)
-2     bad input: usage error, invalid or oversized key/value, bad config file
-3     failed, and certainly did not happen (node not running, not serving)
-4     outcome unknown: a write may or may not have happened
-====  =====================================================================
-
-Every error is one line on stderr, ``kv: error: ...``; never a traceback.
+Exit codes and shared behaviour are defined in :mod:`kvstore_cli.common`
+(also in ``kv --help`` and docs/cli.md): 0 ok, 1 not found, 2 bad input,
+3 failed (did not happen), 4 outcome unknown. Every error is one line on
+stderr; never a traceback.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import sys
-from collections.abc import Callable
-from dataclasses import asdict
-from typing import Any, NoReturn, TypeVar
 
 import click
 
-from kvstore import errors
-from kvstore.client.client import Client
-
-EXIT_OK = 0
-EXIT_NOT_FOUND = 1
-EXIT_BAD_INPUT = 2
-EXIT_FAILED = 3
-EXIT_UNKNOWN = 4
-
-ENCODINGS = ("text", "hex", "base64")
-
-T = TypeVar("T")
-
-
-class Options:
-    """Global options shared by every subcommand (click's context object)."""
-
-    def __init__(self, cluster: str | None, encoding: str, as_json: bool, timeout: float) -> None:
-        self.cluster = cluster
-        self.encoding = encoding
-        self.as_json = as_json
-        self.timeout = timeout
-        self._client: Client | None = None
-
-    def client(self) -> Client:
-        """The data client, created on first use from the cluster file."""
-        if self._client is None:
-            from kvstore.client.client import ClientOptions
-
-            opts = ClientOptions(request_timeout_s=self.timeout, deadline_s=self.timeout)
-            self._client = Client(self.cluster, options=opts)
-        return self._client
-
-    def decode_arg(self, what: str, text: str) -> bytes:
-        """Turn a command-line KEY or VALUE into bytes per --encoding."""
-        try:
-            if self.encoding == "hex":
-                return bytes.fromhex(text)
-            if self.encoding == "base64":
-                return base64.b64decode(text, validate=True)
-        except (ValueError, binascii.Error):
-            raise errors.InvalidArgument(f"{what} is not valid {self.encoding}: {text[:40]!r}") from None
-        return text.encode("utf-8", errors="surrogateescape")
-
-    def encode_out(self, data: bytes) -> str:
-        """Render bytes for output per --encoding (text shows undecodable bytes escaped)."""
-        if self.encoding == "hex":
-            return data.hex()
-        if self.encoding == "base64":
-            return base64.b64encode(data).decode("ascii")
-        return data.decode("utf-8", errors="backslashreplace")
-
-
-def fail(message: str, code: int) -> NoReturn:
-    """Print one error line and exit with ``code``."""
-    click.echo(f"kv: error: {message}", err=True)
-    sys.exit(code)
-
-
-def exit_code_for(exc: errors.KVError) -> int:
-    """The documented exit code of an error."""
-    if isinstance(exc, (errors.InvalidArgument, errors.ConfigError)):
-        return EXIT_BAD_INPUT
-    return EXIT_FAILED if exc.definite else EXIT_UNKNOWN
-
-
-def guarded(fn: Callable[[], T]) -> T:
-    """Run ``fn``; turn any error into one line and the documented exit code."""
-    try:
-        return fn()
-    except errors.KVError as exc:
-        fail(str(exc), exit_code_for(exc))
-    except KeyboardInterrupt:
-        fail("interrupted", EXIT_UNKNOWN)
-    except Exception as exc:  # a bug: still no traceback for the user
-        fail(f"internal error ({type(exc).__name__}: {exc}); this is a bug in kv, please report it", EXIT_FAILED)
-
-
-def emit(opts: Options, text: str, payload: dict[str, Any]) -> None:
-    """Print the human ``text`` or, with --json, the payload as one JSON object."""
-    click.echo(json.dumps(payload) if opts.as_json else text)
-
+from .cluster_cmd import cluster, logs
+from .common import (
+    ENCODINGS,
+    EXIT_NOT_FOUND,
+    Options,
+    emit,
+    guarded,
+    pass_opts,
+    print_status,
+)
 
 EPILOG = """\b
 Exit codes: 0 ok/found, 1 not found, 2 bad input, 3 failed (did not happen),
@@ -142,9 +58,6 @@ Examples:
 def cli(ctx: click.Context, cluster: str | None, encoding: str, as_json: bool, timeout: float) -> None:
     """kv: talk to a kvstore cluster, or run a node."""
     ctx.obj = Options(cluster, encoding, as_json, timeout)
-
-
-pass_opts = click.make_pass_decorator(Options)
 
 
 @cli.command()
@@ -295,33 +208,11 @@ def node(config_path: str) -> None:
 
 
 @cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of nodes.")
 @pass_opts
-def status(opts: Options) -> None:
-    """Show every node of the cluster: shard, role, term, indexes, keys."""
-
-    def run() -> None:
-        client = opts.client()
-        rows: list[dict[str, Any]] = []
-        for shard in client.cluster.shards:
-            for replica in shard.replicas:
-                try:
-                    s = asdict(client.status(replica.address))
-                    s["id"] = s.pop("node_id")
-                except errors.Unavailable:
-                    s = {"id": replica.id, "shard": shard.name, "role": "down"}
-                s["address"] = replica.address
-                rows.append(s)
-        if opts.as_json:
-            click.echo(json.dumps(rows))
-            return
-        click.echo(f"{'shard':8} {'node':8} {'address':22} {'role':11} {'term':>5} {'applied':>8} {'keys':>8}")
-        for r in rows:
-            click.echo(
-                f"{r['shard']:8} {r['id']:8} {r['address']:22} {r['role']:11} {r.get('term', ''):>5} "
-                f"{r.get('applied_index', ''):>8} {r.get('keys', ''):>8}"
-            )
-
-    guarded(run)
+def status(opts: Options, as_json: bool) -> None:
+    """Show every node of the cluster (the same as `kv cluster status`)."""
+    guarded(lambda: print_status(opts, as_json))
 
 
 @cli.command()
@@ -338,6 +229,10 @@ def shutdown(opts: Options, node_id: str, grace: float) -> None:
         emit(opts, f"{node_id}: shutting down", {"ok": True})
 
     guarded(run)
+
+
+cli.add_command(cluster)
+cli.add_command(logs)
 
 
 def main() -> None:

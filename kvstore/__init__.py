@@ -22,7 +22,25 @@ from kvstore.invariants import InvariantViolation, invariant
 
 __version__ = "0.1.0"
 
+_LAZY = {"Client", "AsyncClient", "ClientOptions"}
+
+
+def __getattr__(name: str) -> object:
+    """``kvstore.Client`` and ``kvstore.AsyncClient``, imported on first use.
+
+    Lazy so that ``import kvstore.lsm`` (an embedded engine user) does not pay
+    for importing gRPC.
+    """
+    if name in _LAZY:
+        from kvstore.client import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'kvstore' has no attribute {name!r}")
+
 __all__ = [
+    "AsyncClient",
+    "Client",
+    "ClientOptions",
     "ClosedError",
     "ConfigError",
     "CorruptionError",

@@ -20,7 +20,7 @@ from kvstore.wire import kv_pb2, kv_pb2_grpc
 
 pytestmark = pytest.mark.process
 
-KV = [sys.executable, "-m", "kvstore_cli.main"]
+KV = [sys.executable, "-m", "kvstore_cli"]
 
 
 def kv(*args: str, cluster: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:

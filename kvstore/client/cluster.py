@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from kvstore.config import load_dataclass, parse_address, read_toml
 from kvstore.errors import ConfigError
@@ -140,13 +141,44 @@ def dump_cluster(cluster: ClusterMap) -> str:
     return "\n".join(lines)
 
 
+# Where `kv cluster up` records the cluster it started, so a plain `kv put a 1`
+# finds it (override the folder with $KV_STATE_DIR, e.g. in tests).
+STATE_DIR_ENV_VAR = "KV_STATE_DIR"
+
+
+def state_file() -> Path:
+    """The file that remembers the most recently started local cluster."""
+    base = os.environ.get(STATE_DIR_ENV_VAR) or os.path.join(
+        os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "kvstore"
+    )
+    return Path(base) / "current-cluster"
+
+
+def remember_cluster(cluster_file: Path) -> None:
+    """Record ``cluster_file`` as the default for later ``kv`` commands."""
+    path = state_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(str(cluster_file.resolve()) + "\n")
+
+
+def remembered_cluster() -> str | None:
+    """The cluster file recorded by the last ``kv cluster up``, if it still exists."""
+    try:
+        recorded = state_file().read_text().strip()
+    except OSError:
+        return None
+    return recorded if recorded and os.path.exists(recorded) else None
+
+
 def find_cluster_file(explicit: str | None) -> str:
-    """The cluster file to use: ``explicit``, else ``$KV_CLUSTER``.
+    """The cluster file to use: ``explicit``, else ``$KV_CLUSTER``, else the last ``kv cluster up``'s.
 
     Raises:
-        ConfigError: neither is given.
+        ConfigError: none of them is there.
     """
-    path = explicit or os.environ.get(CLUSTER_ENV_VAR)
+    path = explicit or os.environ.get(CLUSTER_ENV_VAR) or remembered_cluster()
     if not path:
-        raise ConfigError(f"no cluster file: pass --cluster FILE or set {CLUSTER_ENV_VAR}")
+        raise ConfigError(
+            f"no cluster file: pass --cluster FILE, set {CLUSTER_ENV_VAR}, or start one with `kv cluster up`"
+        )
     return path

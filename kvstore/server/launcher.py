@@ -1,6 +1,6 @@
 """Start and stop node processes on this machine (tests, the demo, `kv cluster`).
 
-A :class:`NodeProcess` runs ``python -m kvstore_cli.main node --config FILE``
+A :class:`NodeProcess` runs ``python -m kvstore_cli node --config FILE``
 as a child process, sends its stdout and stderr to a log file, and waits for
 readiness by polling the node's ``Status`` RPC (not by sleeping). Every wait
 is bounded; :meth:`NodeProcess.stop` escalates from SIGTERM (a graceful
@@ -43,7 +43,7 @@ class NodeProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child, closed below
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "kvstore_cli.main", "node", "--config", self.config_path],
+                [sys.executable, "-m", "kvstore_cli", "node", "--config", self.config_path],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -59,6 +59,11 @@ async def serve(config: NodeConfig) -> None:
         Unavailable: the listen address cannot be bound.
         StorageError: the data directory cannot be created.
     """
+    if config.peers:
+        raise errors.ConfigError(
+            f"node {config.node.id} has [[peers]], but this build's node cannot replicate yet "
+            "(standalone, temporary in-memory store): use one replica per shard for now"
+        )
     try:
         os.makedirs(config.node.data_dir, exist_ok=True)
     except OSError as exc:

@@ -25,9 +25,16 @@ from google.protobuf.message import Message
 
 from kvstore import errors, limits
 from kvstore.server.memory_store import CasResult, TemporaryMemoryStore
+from kvstore.server.sessions import SessionTable
 from kvstore.trace import NULL_TRACER, TraceEvent, Tracer
 from kvstore.wire import kv_pb2, kv_pb2_grpc
 from kvstore.wire.convert import error_to_proto
+
+# The servicer context of one call (generic in request and response types).
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+
+R = TypeVar("R")
+M = TypeVar("M", bound=Message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,16 +92,29 @@ class KVBackend(Protocol):
 
 
 class StandaloneBackend:
-    """A single unreplicated node over :class:`TemporaryMemoryStore` (temporary)."""
+    """A single unreplicated node over :class:`TemporaryMemoryStore` (temporary).
+
+    Writes go through a :class:`SessionTable`, so a retried write is answered
+    with its original result, as the replicated node will do.
+    """
 
     def __init__(self, *, node_id: str, shard: str) -> None:
         self.store = TemporaryMemoryStore()
+        self.sessions = SessionTable()
         self.node_id = node_id
         self.shard = shard
 
+    def _once(self, client_id: int, seq: int, apply: Callable[[], R]) -> R:
+        done, result = self.sessions.lookup(client_id, seq)
+        if done:
+            return result  # type: ignore[no-any-return]
+        result = apply()
+        self.sessions.record(client_id, seq, result)
+        return result
+
     async def put(self, key: bytes, value: bytes, *, client_id: int, seq: int) -> bytes | None:
         """Store value; return the previous value."""
-        return self.store.put(key, value)
+        return self._once(client_id, seq, lambda: self.store.put(key, value))
 
     async def get(self, key: bytes, *, stale: bool) -> bytes | None:
         """Read the value (one process, so every read is current)."""
@@ -102,11 +122,11 @@ class StandaloneBackend:
 
     async def delete(self, key: bytes, *, client_id: int, seq: int) -> bool:
         """Remove key."""
-        return self.store.delete(key)
+        return self._once(client_id, seq, lambda: self.store.delete(key))
 
     async def cas(self, key: bytes, expected: bytes | None, value: bytes, *, client_id: int, seq: int) -> CasResult:
         """Compare-and-set."""
-        return self.store.cas(key, expected, value)
+        return self._once(client_id, seq, lambda: self.store.cas(key, expected, value))
 
     async def scan(
         self, start: bytes | None, end: bytes | None, *, reverse: bool, limit: int, stale: bool
@@ -119,13 +139,6 @@ class StandaloneBackend:
         return NodeStatus(
             node_id=self.node_id, shard=self.shard, role="standalone", keys=len(self.store), engine="temporary-memory"
         )
-
-
-# The servicer context of one call (generic in request and response types).
-Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
-
-R = TypeVar("R")
-M = TypeVar("M", bound=Message)
 
 
 class KVService(kv_pb2_grpc.KVServicer):

@@ -1,0 +1,299 @@
+"""A cluster of node processes on this machine: ``kv cluster up / status / kill / restart / down``.
+
+Theory of operation. :func:`create_cluster` lays out a directory::
+
+    DIR/
+      cluster.toml           the cluster file clients read (shards, replicas, config paths)
+      n1/node.toml           one config per node: id, listen address, peers, data_dir
+      n1/data/               the node's data, including data/trace.jsonl
+      n1/node.log            the node's stdout and stderr
+      n1/pid                 the running process id (removed when it stops)
+
+Nodes are started as detached processes (their own session), so they outlive
+the ``kv cluster up`` command that started them; every later command finds
+them again through the cluster file and the pid files. A pid file is trusted
+only if that process's command line still names the node's config, so a
+recycled pid is never signalled. Ports are chosen free at creation time on
+127.0.0.1 only.
+
+Every wait is bounded; progress is reported through an optional callback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kvstore import errors
+from kvstore.client.cluster import ClusterMap, ReplicaSpec, ShardSpec, dump_cluster, load_cluster
+from kvstore.server.launcher import NodeProcess, free_port
+from kvstore.server.service import NodeStatus
+
+if TYPE_CHECKING:
+    from kvstore.client.client import Client
+
+Progress = Callable[[str], None]
+
+
+def create_cluster(directory: Path, *, shards: int, replicas: int) -> Path:
+    """Write configs and a cluster file for ``shards`` x ``replicas`` nodes; return the cluster file.
+
+    Raises:
+        InvalidArgument: non-positive counts, or ``directory`` already holds a cluster.
+    """
+    if shards < 1 or replicas < 1:
+        raise errors.InvalidArgument("--shards and --replicas must be at least 1")
+    if (directory / "cluster.toml").exists():
+        raise errors.InvalidArgument(f"{directory} already holds a cluster; use another --dir or `kv cluster down`")
+    directory.mkdir(parents=True, exist_ok=True)
+    specs: list[ShardSpec] = []
+    number = 0
+    for s in range(shards):
+        members: list[ReplicaSpec] = []
+        for _ in range(replicas):
+            number += 1
+            node_id = f"n{number}"
+            config = directory / node_id / "node.toml"
+            members.append(ReplicaSpec(node_id, f"127.0.0.1:{free_port()}", config=str(config.resolve())))
+        for r in members:
+            _write_node_config(Path(r.config), r, shard=f"s{s}", peers=[p for p in members if p.id != r.id])
+        specs.append(ShardSpec(f"s{s}", members))
+    cluster_file = directory / "cluster.toml"
+    cluster_file.write_text(dump_cluster(ClusterMap(specs)))
+    return cluster_file
+
+
+def _write_node_config(path: Path, me: ReplicaSpec, *, shard: str, peers: list[ReplicaSpec]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "[node]",
+        f"id = {json.dumps(me.id)}",
+        f"listen = {json.dumps(me.address)}",
+        'data_dir = "data"',
+        f"shard = {json.dumps(shard)}",
+        "",
+    ]
+    for p in peers:
+        lines += ["[[peers]]", f"id = {json.dumps(p.id)}", f"address = {json.dumps(p.address)}", ""]
+    path.write_text("\n".join(lines))
+
+
+@dataclass
+class LocalNode:
+    """One node of a local cluster and where its files are."""
+
+    shard: str
+    spec: ReplicaSpec
+
+    @property
+    def folder(self) -> Path:
+        """The node's folder (holds node.toml, node.log, pid, data/)."""
+        return Path(self.spec.config).parent
+
+    @property
+    def pid_file(self) -> Path:
+        """Where the running process id is recorded."""
+        return self.folder / "pid"
+
+    def process(self) -> NodeProcess:
+        """A handle to (re)start this node's process."""
+        return NodeProcess(self.spec.config, self.spec.address, log_path=str(self.folder / "node.log"))
+
+    def running_pid(self) -> int | None:
+        """The pid of this node's live process, or None (stale pid files are ignored)."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return None
+        return pid if self.spec.config.encode() in cmdline else None
+
+
+class LocalCluster:
+    """Start, inspect and stop the node processes of a cluster directory."""
+
+    def __init__(self, cluster_file: Path, *, progress: Progress | None = None) -> None:
+        self.cluster_file = cluster_file
+        self.map = load_cluster(str(cluster_file))
+        self.progress = progress or (lambda _msg: None)
+        self.nodes = {r.id: LocalNode(s.name, r) for s in self.map.shards for r in s.replicas}
+        for node in self.nodes.values():
+            if not node.spec.config:
+                raise errors.ConfigError(f"{cluster_file}: node {node.spec.id} has no config path; not a local cluster")
+
+    def node(self, node_id: str) -> LocalNode:
+        """The node called ``node_id``.
+
+        Raises:
+            ConfigError: no such node.
+        """
+        if node_id not in self.nodes:
+            raise errors.ConfigError(f"no node {node_id!r} in {self.cluster_file} (nodes: {', '.join(self.nodes)})")
+        return self.nodes[node_id]
+
+    def start(self, node_id: str) -> int:
+        """Start one node (if it is not running); return its pid."""
+        node = self.node(node_id)
+        pid = node.running_pid()
+        if pid is not None:
+            return pid
+        proc = node.process().start()
+        node.pid_file.write_text(f"{proc.pid}\n")
+        return proc.pid
+
+    def up(self, *, timeout_s: float = 60.0) -> None:
+        """Start every node and wait until every shard has a leader (or a standalone node)."""
+        for node_id in self.nodes:
+            self.start(node_id)
+        self.progress(f"started {len(self.nodes)} node processes; waiting for every shard to have a leader")
+        self.wait_for_leaders(timeout_s=timeout_s)
+
+    def wait_for_leaders(self, *, timeout_s: float) -> dict[str, str]:
+        """Poll until each shard has a serving leader; return shard -> leader id.
+
+        Raises:
+            Unavailable: some shard has no leader after ``timeout_s`` (names it, with log tails).
+        """
+        from kvstore.client.client import Client, ClientOptions
+
+        deadline = time.monotonic() + timeout_s
+        opts = ClientOptions(request_timeout_s=0.5, deadline_s=0.5)
+        last_count = -1
+        with Client(self.map, options=opts) as client:
+            while True:
+                leaders = self._leaders(client)
+                missing = [s.name for s in self.map.shards if s.name not in leaders]
+                if not missing:
+                    return leaders
+                for node in self.nodes.values():
+                    if node.running_pid() is None:
+                        tail = node.process().log_tail()
+                        raise errors.Unavailable(f"node {node.spec.id} is not running: {tail}")
+                if time.monotonic() > deadline:
+                    raise errors.Unavailable(f"no leader after {timeout_s:.0f}s for shard(s) {', '.join(missing)}")
+                if len(leaders) != last_count:
+                    self.progress(f"  shards with a leader: {len(leaders)}/{len(self.map.shards)}")
+                    last_count = len(leaders)
+                time.sleep(0.2)
+
+    def _leaders(self, client: Client) -> dict[str, str]:
+        leaders: dict[str, str] = {}
+        for row in self.status(client):
+            if row.role in ("leader", "standalone"):
+                leaders.setdefault(row.shard, row.node_id)
+        return leaders
+
+    def status(self, client: Client | None = None) -> list[NodeStatus]:
+        """One row per node; a node that does not answer has role ``down``."""
+        from kvstore.client.client import Client, ClientOptions
+
+        own = client is None
+        c = client or Client(self.map, options=ClientOptions(request_timeout_s=1.0))
+        rows: list[NodeStatus] = []
+        try:
+            for node in self.nodes.values():
+                try:
+                    rows.append(c.status(node.spec.address))
+                except errors.Unavailable:
+                    rows.append(NodeStatus(node_id=node.spec.id, shard=node.shard, role="down"))
+        finally:
+            if own:
+                c.close()
+        return rows
+
+    def kill(self, node_id: str) -> int:
+        """SIGKILL one node (a crash); return the pid that was killed.
+
+        Raises:
+            Unavailable: the node is not running.
+        """
+        node = self.node(node_id)
+        pid = node.running_pid()
+        if pid is None:
+            raise errors.Unavailable(f"node {node_id} is not running")
+        os.kill(pid, signal.SIGKILL)
+        _wait_gone(pid, timeout_s=10)
+        node.pid_file.unlink(missing_ok=True)
+        return pid
+
+    def restart(self, node_id: str, *, timeout_s: float = 30.0) -> int:
+        """Start a stopped or killed node again and wait until it answers; return its pid."""
+        node = self.node(node_id)
+        if node.running_pid() is not None:
+            self.stop(node_id)
+        pid = self.start(node_id)
+        proc = node.process()
+        _wait_answering(proc, pid, timeout_s)
+        return pid
+
+    def stop(self, node_id: str, *, grace_s: float = 10.0) -> None:
+        """Stop one node gracefully (SIGTERM, then SIGKILL after ``grace_s``)."""
+        node = self.node(node_id)
+        pid = node.running_pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            if not _wait_gone(pid, timeout_s=grace_s):
+                os.kill(pid, signal.SIGKILL)
+                _wait_gone(pid, timeout_s=5)
+        node.pid_file.unlink(missing_ok=True)
+
+    def down(self) -> int:
+        """Stop every node; return how many were running."""
+        running = [n for n in self.nodes if self.nodes[n].running_pid() is not None]
+        for pid_node in running:
+            pid = self.nodes[pid_node].running_pid()
+            if pid is not None:
+                os.kill(pid, signal.SIGTERM)
+        for node_id in running:
+            self.stop(node_id)
+        return len(running)
+
+    def trace_files(self) -> list[Path]:
+        """Every node's trace file that exists."""
+        return [p for n in self.nodes.values() if (p := n.folder / "data" / "trace.jsonl").exists()]
+
+
+def _wait_gone(pid: int, *, timeout_s: float) -> bool:
+    """Wait until process ``pid`` has exited (reaping it if it is our child)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done == pid:
+                return True
+        except ChildProcessError:
+            pass  # not our child: fall through to the liveness probe
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        if Path(f"/proc/{pid}/stat").exists() and " Z " in Path(f"/proc/{pid}/stat").read_text():
+            return True  # a zombie whose parent has not reaped it yet is gone for our purposes
+        time.sleep(0.05)
+    return False
+
+
+def _wait_answering(proc: NodeProcess, pid: int, timeout_s: float) -> None:
+    import grpc
+
+    from kvstore.wire import kv_pb2, kv_pb2_grpc
+
+    deadline = time.monotonic() + timeout_s
+    with grpc.insecure_channel(proc.address) as ch:
+        stub = kv_pb2_grpc.KVStub(ch)
+        while time.monotonic() < deadline:
+            try:
+                stub.Status(kv_pb2.StatusRequest(), timeout=0.5, wait_for_ready=True)
+                return
+            except grpc.RpcError:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    raise errors.Unavailable(f"node exited during start-up: {proc.log_tail()}") from None
+    raise errors.Unavailable(f"node at {proc.address} not answering after {timeout_s:.0f}s: {proc.log_tail()}")

@@ -1,0 +1,94 @@
+"""`kv cluster up / status / kill / restart / down` and `kv logs`, with real processes.
+
+Starts a small local cluster (2 shards x 1 replica: the node does not replicate yet),
+bounded in time, and always brings it down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.process
+
+KV = [sys.executable, "-m", "kvstore_cli"]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """An environment whose remembered-cluster state lives in the test's folder, not in $HOME."""
+    e = dict(os.environ)
+    e["KV_STATE_DIR"] = str(tmp_path / "state")
+    e.pop("KV_CLUSTER", None)
+    return e
+
+
+def process_gone(pid: int) -> bool:
+    """True if no process has this pid, or only a zombie awaiting its reaper."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def kv(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*KV, *args], capture_output=True, text=True, timeout=120, env=env)
+
+
+@pytest.fixture
+def cluster_dir(tmp_path: Path, env: dict[str, str]) -> Iterator[Path]:
+    d = tmp_path / "kv"
+    up = kv(env, "cluster", "up", "--shards", "2", "--replicas", "1", "--dir", str(d))
+    try:
+        assert up.returncode == 0, up.stderr
+        yield d
+    finally:
+        kv(env, "--cluster", str(d / "cluster.toml"), "cluster", "down")
+        for pid_file in d.glob("*/pid"):
+            pytest.fail(f"{pid_file} left behind: a node was not stopped")
+
+
+def test_cluster_up_spreads_keys_over_shards_and_is_remembered(cluster_dir: Path, env: dict[str, str]) -> None:
+    """After `kv cluster up`, plain `kv put` finds the cluster, and keys land on both shards."""
+    for i in range(40):
+        assert kv(env, "put", f"key{i:02d}", str(i)).returncode == 0
+    status = json.loads(kv(env, "cluster", "status", "--json").stdout)
+    assert {row["id"] for row in status} == {"n1", "n2"}
+    assert {row["shard"] for row in status} == {"s0", "s1"}
+    assert all({"id", "shard", "role", "term", "applied_index"} <= set(row) for row in status)
+    keys_per_node = [row["keys"] for row in status]
+    assert sum(keys_per_node) == 40 and min(keys_per_node) > 5
+    scan = kv(env, "scan", "--start", "key10", "--end", "key13")
+    assert scan.stdout.splitlines() == ["key10\t10", "key11\t11", "key12\t12"]
+    table = kv(env, "cluster", "status").stdout.splitlines()
+    assert table[0].split()[:3] == ["shard", "node", "role"] and len(table) == 3
+
+
+def test_kill_makes_a_node_down_and_restart_brings_it_back(cluster_dir: Path, env: dict[str, str]) -> None:
+    """kill really stops the process (status says down, reads of its shard fail); restart serves again."""
+    pid_before = int((cluster_dir / "n1" / "pid").read_text())
+    assert kv(env, "cluster", "kill", "n1").returncode == 0
+    assert process_gone(pid_before), "the killed process no longer runs"
+    rows = {r["id"]: r["role"] for r in json.loads(kv(env, "cluster", "status", "--json").stdout)}
+    assert rows == {"n1": "down", "n2": "standalone"}
+    assert kv(env, "cluster", "restart", "n1").returncode == 0
+    assert int((cluster_dir / "n1" / "pid").read_text()) != pid_before
+    assert kv(env, "put", "again", "1").returncode == 0
+    events = kv(env, "logs", "--node", "n1", "--event", "node_started").stdout.splitlines()
+    assert len(events) == 2, "the trace shows both starts of n1"
+
+
+def test_cluster_commands_report_bad_input_in_one_line(cluster_dir: Path, env: dict[str, str]) -> None:
+    """Unknown node ids and a second `up` into the same folder are refused plainly."""
+    bad = kv(env, "cluster", "kill", "n9")
+    assert bad.returncode == 2 and bad.stderr.startswith("kv: error: no node 'n9'")
+    again = kv(env, "cluster", "up", "--dir", str(cluster_dir))
+    assert again.returncode == 2 and "already holds a cluster" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1
