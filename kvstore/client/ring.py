@@ -14,7 +14,7 @@ is stable across processes and platforms (:func:`kvstore.client._hash.hash64`,
   arc lengths: the load of a shard deviates from the mean by about
   ``1/sqrt(V)``; with the default of 512 it stays within ±20 % (measured, see
   docs/ring.md).
-* :class:`RendezvousRing` (highest random weight; Thaler and Ravishankar, 1996).
+* :class:`RendezvousRing` (highest random weight; Thaler and Ravishankar, 1998).
   Every shard scores the key with ``hash64(name || 0x00 || key)``; the highest
   score wins. No virtual nodes, perfectly even in expectation, but a lookup
   costs one hash per shard: O(S).
@@ -27,7 +27,12 @@ never on the order they were given or the sequence of additions and removals.
 
 Rings are immutable values. :meth:`Ring.with_shard` and
 :meth:`Ring.without_shard` return new rings, so a client can swap its ring
-atomically and a reader never sees a half-updated one.
+atomically, a reader never sees a half-updated one, and one ring can be shared
+by threads and asyncio tasks without a lock.
+
+For the ``ring-routing`` lab a student writes :func:`place_virtual_nodes`,
+:meth:`ConsistentHashRing.shard_for` and :meth:`RendezvousRing.shard_for`; the
+hash, the byte encodings, validation and invariant checks are given.
 
 The exact bytes hashed, with worked examples, are in docs/ring.md; the tests
 check those examples, so code and document cannot drift apart.
