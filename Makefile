@@ -49,6 +49,9 @@ clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info
 
 # Benchmarks (not part of make test; each writes its numbers to docs/PERFORMANCE.md).
-.PHONY: bench-engine
+.PHONY: bench-engine bench-ring
 bench-engine: $(STAMP)
 	$(BIN)/python bench/engine_bench.py $(ARGS)
+
+bench-ring: $(STAMP)
+	$(BIN)/python bench/ring_bench.py --name-sets 100 --write $(ARGS)

@@ -5,11 +5,21 @@ shard and its shard's leader, retry safely and report unknown outcomes; see
 :mod:`kvstore.client.client`.
 """
 
-from kvstore.client.client import AsyncClient, Client, ClientOptions, make_ring
+from kvstore.client.client import AsyncClient, Client, ClientOptions
 from kvstore.client.cluster import ClusterMap, ReplicaSpec, ShardSpec, dump_cluster, find_cluster_file, load_cluster
-from kvstore.client.ring import ConsistentHashRing, RendezvousRing, Ring
+from kvstore.client.ring import (
+    DEFAULT_VNODES_PER_SHARD,
+    RING_KINDS,
+    ConsistentHashRing,
+    RendezvousRing,
+    Ring,
+    RingKind,
+    make_ring,
+)
 
 __all__ = [
+    "DEFAULT_VNODES_PER_SHARD",
+    "RING_KINDS",
     "AsyncClient",
     "Client",
     "ClientOptions",
@@ -18,6 +28,7 @@ __all__ = [
     "RendezvousRing",
     "ReplicaSpec",
     "Ring",
+    "RingKind",
     "ShardSpec",
     "dump_cluster",
     "find_cluster_file",

@@ -45,7 +45,7 @@ import grpc
 
 from kvstore import errors, limits
 from kvstore.client.cluster import ClusterMap, ShardSpec, find_cluster_file, load_cluster
-from kvstore.client.ring import ConsistentHashRing, RendezvousRing, Ring, RingKind
+from kvstore.client.ring import RingKind, make_ring
 from kvstore.server.memory_store import CasResult
 from kvstore.server.service import NodeStatus
 from kvstore.wire import kv_pb2, kv_pb2_grpc
@@ -79,11 +79,6 @@ class ClientOptions:
 _CONNECT_FAILURE_PHRASES = ("failed to connect", "connection refused", "connections to all backends failing")
 
 
-def make_ring(names: list[str], kind: RingKind = "consistent") -> Ring:
-    """The ring the client routes with (the same for every client of a cluster file)."""
-    return RendezvousRing(names) if kind == "rendezvous" else ConsistentHashRing(names)
-
-
 class AsyncClient:
     """Routes operations to shards and their leaders (asyncio). See the module docstring.
 
@@ -115,7 +110,7 @@ class AsyncClient:
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._leaders: dict[str, str] = {}  # shard name -> address believed to lead
         self._closed = False
-        self.ring = make_ring(cluster.names(), ring)
+        self.ring = make_ring(cluster.names(), kind=ring)
         self.attempts = 0  # requests sent, for tests and curiosity
 
     # ------------------------------------------------------------------ data API

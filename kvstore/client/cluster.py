@@ -31,6 +31,7 @@ from pathlib import Path
 
 from kvstore.config import load_dataclass, parse_address, read_toml
 from kvstore.errors import ConfigError
+from kvstore.limits import MAX_RING_SHARDS, MAX_SHARD_NAME_BYTES
 
 # Where the cluster file is looked for when --cluster is not given.
 CLUSTER_ENV_VAR = "KV_CLUSTER"
@@ -61,6 +62,8 @@ class ShardSpec:
         """A shard needs a name and at least one replica."""
         if not self.name:
             raise ValueError("shard name must not be empty")
+        if len(self.name.encode()) > MAX_SHARD_NAME_BYTES:
+            raise ValueError(f"shard name {self.name[:20]!r}... is longer than {MAX_SHARD_NAME_BYTES} bytes")
         if not self.replicas:
             raise ValueError(f"shard {self.name!r} has no replicas")
 
@@ -80,6 +83,8 @@ class ClusterMap:
         """Names, ids and addresses are unique; at least one shard."""
         if not self.shard:
             raise ValueError("the cluster has no [[shard]] entries")
+        if len(self.shard) > MAX_RING_SHARDS:
+            raise ValueError(f"{len(self.shard)} shards is more than the limit of {MAX_RING_SHARDS}")
         _unique("shard name", [s.name for s in self.shard])
         _unique("node id", [r.id for s in self.shard for r in s.replicas])
         _unique("address", [r.address for s in self.shard for r in s.replicas])
