@@ -554,6 +554,10 @@ class Simulation:
         self._push(self.now + self.cfg.client_timeout_ticks, "timeout", op.op_id)
         return op
 
+    def leader_guess(self, process: int) -> str | None:
+        """The node a client process will try first (learned from replies and hints)."""
+        return self._leader_guess.get(process)
+
     def _client_issue(self, process: int) -> None:
         if not self.clients_on:
             return
