@@ -626,8 +626,8 @@ class RaftCore:
             self.election_elapsed = 0
         reply_term = msg.term if (grant and msg.pre_vote) else self.term
         self._send(RequestVoteResponse(reply_term, self.id, msg.candidate_id, grant, msg.pre_vote))
-        # END SOLUTION
         self._trace("vote_granted" if grant else "vote_refused", candidate=msg.candidate_id, pre_vote=msg.pre_vote)
+        # END SOLUTION
 
     def _step_candidate(self, msg: Message) -> None:
         """Count votes; a leader of our term turns us back into a follower."""

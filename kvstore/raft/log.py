@@ -175,7 +175,14 @@ class RaftLog:
         return True
 
     def restore(self, snapshot: Snapshot) -> None:
-        """Replace the whole log with a snapshot point (follower installs a snapshot)."""
+        """Replace the whole log with a snapshot point (follower installs a snapshot).
+
+        Afterwards the log is empty after ``snapshot.meta.index``; the snapshot
+        point becomes the snapshot, commit, applied and stable index (the caller
+        persists the snapshot through the next Ready). Requires the snapshot not
+        to be behind the commit index.
+        """
+        # BEGIN SOLUTION raft-persistence
         meta = snapshot.meta
         invariant(meta.index >= self.commit_index, "a restored snapshot is not behind the commit point")
         self.snapshot_index = meta.index
@@ -184,18 +191,23 @@ class RaftLog:
         self.commit_index = meta.index
         self.applied_index = meta.index
         self.stable_index = meta.index
+        # END SOLUTION
 
     def compact(self, index: int, term: int) -> None:
         """Drop entries up to ``index`` (which the application snapshotted).
 
-        Requires ``snapshot_index < index <= applied_index``.
+        Afterwards ``snapshot_index == index`` and ``snapshot_term == term``; the
+        entries after ``index`` stay. Requires ``snapshot_index < index <=
+        applied_index`` and ``term(index) == term``.
         """
+        # BEGIN SOLUTION raft-persistence
         invariant(self.snapshot_index < index <= self.applied_index, f"compact to {index} is within applied")
         if self.term(index) != term:
             invariant_failed(f"compact point {index} has term {term}")
         del self.entries[: index - self.snapshot_index]
         self.snapshot_index = index
         self.snapshot_term = term
+        # END SOLUTION
 
     def check_invariants(self) -> None:
         """Check the ordering of the indexes and the shape of the tail."""
