@@ -1,1 +1,75 @@
-"""jepsen-lite: fault injection, histories and a linearizability checker."""
+"""jepsen-lite: fault injection, histories and a linearizability checker.
+
+Modules (flat; each opens with its theory of operation):
+
+- :mod:`jepsen_lite.history` — the JSON-lines history format, pairing, :class:`HistoryRecorder`;
+- :mod:`jepsen_lite.formats` — readers for ``jsonl``, Jepsen register logs and EDN kv histories;
+- :mod:`jepsen_lite.models` — sequential specifications (register, append-string);
+- :mod:`jepsen_lite.checker` — the linearizability checker (the ``lin-checker`` lab);
+- :mod:`jepsen_lite.sets` — the set / unique-append checker;
+- :mod:`jepsen_lite.timeline` — ``timeline.html``;
+- :mod:`jepsen_lite.synthetic` — seeded synthetic histories; :mod:`jepsen_lite.bench` — the benchmark;
+- :mod:`jepsen_lite.testing` — a history builder and a brute-force checker for tests;
+- :mod:`jepsen_lite.cli` — the ``jepsen-lite`` command.
+"""
+
+from jepsen_lite.checker import (
+    LINEARIZABLE,
+    NOT_LINEARIZABLE,
+    UNKNOWN,
+    CheckResult,
+    KeyResult,
+    Violation,
+    check_key,
+    check_operations,
+)
+from jepsen_lite.formats import FORMATS, load
+from jepsen_lite.history import (
+    NEMESIS_PROCESS,
+    Event,
+    History,
+    HistoryError,
+    HistoryRecorder,
+    NemesisInterval,
+    Operation,
+    load_jsonl,
+    pair_events,
+    parse_jsonl,
+    read_jsonl,
+    write_jsonl,
+)
+from jepsen_lite.models import KVAppendModel, Model, RegisterModel
+from jepsen_lite.sets import SetKeyResult, SetResult, check_sets
+from jepsen_lite.timeline import render_timeline
+
+__all__ = [
+    "FORMATS",
+    "LINEARIZABLE",
+    "NEMESIS_PROCESS",
+    "NOT_LINEARIZABLE",
+    "UNKNOWN",
+    "CheckResult",
+    "Event",
+    "History",
+    "HistoryError",
+    "HistoryRecorder",
+    "KVAppendModel",
+    "KeyResult",
+    "Model",
+    "NemesisInterval",
+    "Operation",
+    "RegisterModel",
+    "SetKeyResult",
+    "SetResult",
+    "Violation",
+    "check_key",
+    "check_operations",
+    "check_sets",
+    "load",
+    "load_jsonl",
+    "pair_events",
+    "parse_jsonl",
+    "read_jsonl",
+    "render_timeline",
+    "write_jsonl",
+]

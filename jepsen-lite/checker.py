@@ -305,6 +305,7 @@ def search(head: Entry, prepared: Sequence[Prepared], model: Model, *, deadline:
     read_only = [model.read_only(op) for op in prepared]
     stack: list[tuple[Entry, State]] = []  # (lifted call entry, state before it)
     best: tuple[int, ...] = ()
+    step = model.step  # bound once: this loop is the checker's hot path
     entry = head.next
     steps = 0
     while must > 0:
@@ -313,11 +314,12 @@ def search(head: Entry, prepared: Sequence[Prepared], model: Model, *, deadline:
             order = tuple(e.op for e, _ in stack)
             return SearchOutcome(UNKNOWN, order if len(order) > len(best) else best, len(cache))
         if entry is not None and entry.is_call:
-            ok, new_state = model.step(state, prepared[entry.op])
+            ok, new_state = step(state, prepared[entry.op])
             if ok:
                 bits = linearized | (1 << entry.op)
-                if (bits, new_state) not in cache:
-                    cache.add((bits, new_state))
+                config = (bits, new_state)
+                if config not in cache:
+                    cache.add(config)
                     stack.append((entry, state))
                     state, linearized = new_state, bits
                     if entry.match is not None:

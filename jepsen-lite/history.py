@@ -58,12 +58,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Iterator, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, ClassVar, Final
 
 from kvstore.errors import InvalidArgument
+from kvstore.invariants import invariant, invariant_failed
 
 NEMESIS_PROCESS: Final = -1
 """The process id of the nemesis (fault injector) in a history."""
@@ -372,3 +375,91 @@ def load_jsonl(path: Path) -> History:
         HistoryError: unreadable or malformed file.
     """
     return pair_events(read_jsonl(path))
+
+
+class HistoryRecorder:
+    """The sink a live run (runner, workload clients, nemesis) records events into.
+
+    Assigns ``index`` (0, 1, 2...) and ``time`` (seconds since the recorder was made,
+    from a monotonic clock), keeps the events in memory, and, given a stream, writes
+    each one as a JSON line the moment it is recorded (so a crashed run still leaves
+    its history). Safe to call from many threads.
+
+    Call rules (a broken rule is a harness bug and raises InvariantViolation):
+    per process, ``(invoke complete)*``; after ``complete(..., "info")`` the process
+    is retired (use :meth:`new_process` for the client's next id).
+    """
+
+    def __init__(self, out: IO[str] | None = None, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._out = out
+        self._clock = clock
+        self._start = clock()
+        self._lock = threading.Lock()
+        self._events: list[Event] = []
+        self._pending: dict[int, Event] = {}
+        self._retired: set[int] = set()
+        self._next_process = 0
+
+    def new_process(self) -> int:
+        """A process id never handed out before (ids count up from 0)."""
+        with self._lock:
+            self._next_process += 1
+            return self._next_process - 1
+
+    def invoke(self, process: int, f: str, key: str, value: object = None, *, node: str | None = None) -> Event:
+        """Record that ``process`` starts an operation."""
+        with self._lock:
+            invariant(process not in self._retired, f"process {process} saw info and must not issue again")
+            invariant(process not in self._pending, f"process {process} already has an operation in flight")
+            event = self._append(process, "invoke", f, key, value, node, None)
+            self._pending[process] = event
+            return event
+
+    def complete(
+        self, process: int, type: str, value: object = None, *, node: str | None = None, error: str | None = None
+    ) -> Event:
+        """Record ``ok`` / ``fail`` / ``info`` for the operation ``process`` has in flight."""
+        with self._lock:
+            invariant(type in ("ok", "fail", "info"), f"a completion is ok, fail or info, not {type!r}")
+            call = self._pending.pop(process, None)
+            if call is None:
+                invariant_failed(f"process {process} completes an operation it never invoked")
+            if type == "info":
+                self._retired.add(process)
+            return self._append(process, type, call.f, call.key, value, node, error)
+
+    def nemesis(self, name: str, type: str, value: object = None) -> Event:
+        """Record a fault: ``invoke`` when it starts, ``ok`` when healed, ``info`` for an instant."""
+        with self._lock:
+            invariant(type in ("invoke", "ok", "info"), f"a nemesis event is invoke, ok or info, not {type!r}")
+            return self._append(NEMESIS_PROCESS, type, "nemesis", name, value, None, None)
+
+    def events(self) -> list[Event]:
+        """A copy of the events recorded so far, in index order."""
+        with self._lock:
+            return list(self._events)
+
+    def history(self) -> History:
+        """The events so far, paired (operations still in flight count as open)."""
+        return pair_events(self.events())
+
+    def check_invariants(self) -> None:
+        """Indexes count up from 0, times never go backwards, pending and retired processes are disjoint."""
+        with self._lock:
+            invariant(all(e.index == i for i, e in enumerate(self._events)), "indexes are 0, 1, 2...")
+            invariant(
+                all(a.time <= b.time for a, b in zip(self._events, self._events[1:], strict=False)),
+                "times never go backwards",
+            )
+            invariant(not (self._pending.keys() & self._retired), "a retired process has nothing in flight")
+
+    def _append(
+        self, process: int, type: str, f: str, key: str, value: object, node: str | None, error: str | None
+    ) -> Event:
+        now = max(self._clock() - self._start, self._events[-1].time if self._events else 0.0)
+        event = Event(len(self._events), now, process, type, f, key, value, node, error)
+        self._events.append(event)
+        if self._out is not None:
+            write_jsonl([event], self._out)
+            self._out.flush()
+        return event

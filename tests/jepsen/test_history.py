@@ -12,12 +12,15 @@ from jepsen_lite.history import (
     NEMESIS_PROCESS,
     Event,
     HistoryError,
+    HistoryRecorder,
     load_jsonl,
     pair_events,
     parse_jsonl,
     write_jsonl,
 )
 from jepsen_lite.testing import HistoryBuilder
+
+from kvstore.invariants import InvariantViolation
 
 
 def _line(**fields: object) -> str:
@@ -155,3 +158,40 @@ def test_unreadable_or_binary_files_raise_history_error(tmp_path: Path) -> None:
     binary.write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(HistoryError, match="not UTF-8"):
         load_jsonl(binary)
+
+
+def test_recorder_streams_events_that_read_back_as_the_same_history() -> None:
+    """Events recorded live are written as JSON lines at once and read back equal, with indexes and clock times."""
+    ticks = iter([100.0, 100.5, 101.0, 101.0, 102.0, 103.5])
+    out = io.StringIO()
+    rec = HistoryRecorder(out, clock=lambda: next(ticks))
+    p = rec.new_process()
+    rec.invoke(p, "write", "k", 1)
+    rec.nemesis("partition", "invoke", {"isolated": "n1"})
+    rec.complete(p, "info", error="timeout")
+    q = rec.new_process()
+    rec.invoke(q, "read", "k")
+    rec.complete(q, "ok", 1, node="n2")
+    rec.check_invariants()
+    events = parse_jsonl(out.getvalue().splitlines())
+    assert events == rec.events()
+    assert [(e.index, e.time, e.process, e.type) for e in events] == [
+        (0, 0.5, 0, "invoke"), (1, 1.0, -1, "invoke"), (2, 1.0, 0, "info"), (3, 2.0, 1, "invoke"), (4, 3.5, 1, "ok")
+    ]
+    ops = rec.history().operations
+    assert [(op.process, op.status, op.error) for op in ops] == [(0, "info", "timeout"), (1, "ok", None)]
+
+
+def test_recorder_refuses_calls_that_break_the_history_rules() -> None:
+    """Double invoke, completing nothing, and reusing a process after info are harness bugs (InvariantViolation)."""
+    rec = HistoryRecorder()
+    rec.invoke(0, "read", "k")
+    with pytest.raises(InvariantViolation, match="in flight"):
+        rec.invoke(0, "read", "k")
+    with pytest.raises(InvariantViolation, match="never invoked"):
+        rec.complete(1, "ok")
+    rec.complete(0, "info")
+    with pytest.raises(InvariantViolation, match="saw info"):
+        rec.invoke(0, "read", "k")
+    with pytest.raises(InvariantViolation, match="ok, fail or info"):
+        rec.complete(0, "invoke")
