@@ -132,3 +132,13 @@ MAX_SHARD_NAME_BYTES = 128
 # than this many writes in flight at once would see a retry of its oldest
 # answered as OutcomeUnknown; 128 is well above the concurrency of our clients.
 SESSION_WINDOW_COMMANDS = 128
+
+# Durable Raft log (kvstore/server/raft_log.py). A node id is stored in every
+# hard-state record (voted_for); ids are short names such as "n1", so 255 bytes
+# of UTF-8 is ample and keeps a hard-state record under 300 bytes. A snapshot's
+# data is held in memory whole (Snapshot.data is bytes) and read back whole at
+# restart; the node stores a reference to an engine checkpoint there (tens of
+# bytes), an in-memory state machine its whole image: 256 MiB bounds the memory
+# a restart needs for it.
+MAX_NODE_ID_BYTES = 255
+MAX_SNAPSHOT_DATA_BYTES = 256 * MiB
