@@ -68,10 +68,14 @@ def sim(nodes: int, seed: int, ticks: int, faults: frozenset[str], clients: int,
     """
     factory = PLANTED_VARIANTS[planted] if planted else RaftCore
     failed = 0
+    virtual_ticks = 0.0
+    node_ticks = 0
     started = time.perf_counter()
     for s in range(seed, seed + seeds):
         cfg = default_config(nodes=nodes, seed=s, faults=faults, clients=clients)
         result = run_simulation(cfg, ticks=ticks, core_factory=factory)
+        virtual_ticks += result.virtual_ticks
+        node_ticks += result.stats.ticks
         click.echo(result.summary())
         ids = [f"n{i}" for i in range(1, nodes + 1)]
         if not result.ok:
@@ -87,7 +91,8 @@ def sim(nodes: int, seed: int, ticks: int, faults: frozenset[str], clients: int,
         last = default_config(nodes=nodes, seed=seed + seeds - 1, faults=faults, clients=clients)
         _write_files(last, ticks, history_path, trace_out, factory)
     elapsed = time.perf_counter() - started
-    click.echo(f"{seeds - failed}/{seeds} runs passed in {elapsed:.1f}s")
+    click.echo(f"{seeds - failed}/{seeds} runs passed in {elapsed:.1f}s "
+               f"({virtual_ticks / elapsed:,.0f} simulated cluster ticks/s, {node_ticks / elapsed:,.0f} node ticks/s)")
     if failed:
         sys.exit(EXIT_VIOLATION)
 

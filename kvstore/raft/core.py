@@ -1148,12 +1148,12 @@ class RaftCore:
         if self.role == Role.LEADER:
             invariant(self.leader_id == self.id, "a leader knows it leads")
             invariant(self.id in self.progress, "a leader tracks its own progress")
+            last, window = self.log.last_index(), self.cfg.max_inflight_appends
             for node, pr in self.progress.items():
-                invariant(pr.match_index < pr.next_index, f"match < next for {node}")
-                invariant(pr.match_index <= self.log.last_index(), f"match of {node} within our log")
-                invariant(len(pr.inflight) <= self.cfg.max_inflight_appends, "in-flight window respected")
+                if not (pr.match_index < pr.next_index and pr.match_index <= last and len(pr.inflight) <= window):
+                    invariant_failed(f"progress of {node}: match < next, match <= last index, window respected")
         else:
             invariant(not self.progress, "only a leader tracks progress")
         invariant(self.log.last_term() <= self.term, "no entry has a term above the node's term")
-        cfg = self.config
-        invariant(not (cfg.voters & cfg.learners), "voters and learners are disjoint")
+        cfg = self._configs[-1][1]
+        invariant(cfg.voters.isdisjoint(cfg.learners), "voters and learners are disjoint")

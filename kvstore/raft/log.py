@@ -37,6 +37,7 @@ class RaftLog:
         self.commit_index = snapshot_index
         self.applied_index = snapshot_index
         self.stable_index = self.last_index()
+        self._checked_upto = snapshot_index  # entries up to here passed check_invariants
 
     # -- reading ----------------------------------------------------------
 
@@ -138,6 +139,7 @@ class RaftLog:
         invariant(index > self.commit_index, f"never truncate committed entries (at {index} <= {self.commit_index})")
         del self.entries[index - self.snapshot_index - 1 :]
         self.stable_index = min(self.stable_index, index - 1)
+        self._checked_upto = min(self._checked_upto, index - 1)
 
     def maybe_append(self, prev_log_index: int, prev_log_term: int, entries: tuple[Entry, ...]) -> int | None:
         """Follower side of AppendEntries (Raft paper, Figure 2, receiver steps 2-4).
@@ -192,6 +194,7 @@ class RaftLog:
         self.applied_index = meta.index
         self.stable_index = meta.index
         # END SOLUTION
+        self._checked_upto = meta.index
 
     def compact(self, index: int, term: int) -> None:
         """Drop entries up to ``index`` (which the application snapshotted).
@@ -215,8 +218,12 @@ class RaftLog:
         invariant(self.applied_index <= self.commit_index, "applied_index <= commit_index")
         invariant(self.commit_index <= self.last_index(), "commit_index <= last_index")
         invariant(self.snapshot_index <= self.stable_index <= self.last_index(), "stable_index within the log")
-        prev_term = self.snapshot_term
-        for offset, e in enumerate(self.entries):
-            invariant(e.index == self.snapshot_index + 1 + offset, "entries are contiguous")
-            invariant(e.term >= prev_term, "terms never decrease along the log")
-            prev_term = e.term
+        # Entries are immutable once appended, so each is checked once (amortized O(1) per call).
+        start = max(self._checked_upto, self.snapshot_index)
+        prev_term = self.term(start)
+        invariant(prev_term is not None, "the checked prefix is still in the log")
+        for e in self.entries[start - self.snapshot_index :]:
+            invariant(e.index == start + 1, "entries are contiguous")
+            invariant(prev_term is not None and e.term >= prev_term, "terms never decrease along the log")
+            prev_term, start = e.term, e.index
+        self._checked_upto = start
