@@ -84,7 +84,7 @@ def render_timeline(
     width = LEFT_MARGIN_PX + scale.width_px + 40
     svg: list[str] = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height}">']
     svg.extend(_axis(scale, height))
-    svg.extend(_lane_labels(lanes, width))
+    svg.extend(_lane_labels(lanes, _lane_names(history, lanes), width))
     svg.extend(_nemesis(history, scale, height))
     svg.extend(_operations(history, lanes, scale, violation))
     svg.append("</svg>")
@@ -144,9 +144,17 @@ def _seconds(t: float) -> str:
     return f"{t * 1000:.0f} ms" if t < 1 else f"{t:.2f} s"
 
 
-def _lane_labels(lanes: Sequence[int], width: float) -> list[str]:
+def _lane_names(history: History, lanes: Sequence[int]) -> list[str]:
+    """``p3`` — or ``p3 k0`` when the process only ever touched key ``k0``."""
+    keys: dict[int, set[str]] = {}
+    for op in history.operations:
+        keys.setdefault(op.process, set()).add(op.key)
+    return [f"p{p} {next(iter(keys[p]))}"[:12] if len(keys[p]) == 1 else f"p{p}" for p in lanes]
+
+
+def _lane_labels(lanes: Sequence[int], names: Sequence[str], width: float) -> list[str]:
     out = ['<g class="lanes">']
-    for row, name in enumerate(["nemesis", *(f"p{p}" for p in lanes)]):
+    for row, name in enumerate(["nemesis", *names]):
         y = _lane_y(row)
         fill = "#f7f7f7" if row % 2 else "#ffffff"
         process = NEMESIS_PROCESS if row == 0 else lanes[row - 1]
@@ -209,15 +217,29 @@ def _operations(history: History, lanes: Sequence[int], scale: _Scale, violation
             f'rx="2" fill="{COLOURS.get(op.status, "#555")}"{stroke}><title>{html.escape(_tooltip(op))}</title></rect>'
         )
         label = _label(op)
-        if x1 - x0 > 7 * len(label):
+        if x1 - x0 > 7.5 * len(label) + 4:
             out.append(f'<text x="{x0 + 2:.1f}" y="{y + 11}" fill="#fff">{html.escape(label)}</text>')
-        if op.id == failing:
-            out.append(
-                f'<text class="violation-label" x="{x1 + 4:.1f}" y="{y + 11}" fill="#c62828" font-weight="bold">'
-                f"\u2190 first non-linearizable operation</text>"
-            )
+    if violation is not None:
+        out.extend(_violation_marker(violation.failing, row_of[violation.failing.process], scale))
     out.append("</g>")
     return out
+
+
+def _violation_marker(op: Operation, row: int, scale: _Scale) -> list[str]:
+    """A red band across the failing operation's lane and a haloed label, drawn over every bar."""
+    x1 = max(scale.x(op.call_time) + 3, scale.x(op.return_time))
+    y = _lane_y(row)
+    label = html.escape(f"\u2190 first non-linearizable operation: op {op.id}, {op.describe()}")
+    return [
+        f'<rect x="{LEFT_MARGIN_PX}" y="{y}" width="{scale.width_px:.0f}" height="{LANE_HEIGHT_PX}" '
+        'fill="#c62828" fill-opacity="0.08" pointer-events="none"/>',
+        f'<line x1="{x1:.1f}" y1="{TOP_MARGIN_PX}" x2="{x1:.1f}" y2="{y + LANE_HEIGHT_PX}" stroke="#c62828" '
+        'stroke-dasharray="4,3" pointer-events="none"/>',
+        f'<rect x="{x1 + 2:.1f}" y="{y - 14}" width="{7.4 * len(label) + 8:.0f}" height="16" rx="3" fill="#fff" '
+        'stroke="#c62828" pointer-events="none"/>',
+        f'<text class="violation-label" x="{x1 + 6:.1f}" y="{y - 2}" fill="#c62828" font-weight="bold" '
+        f'pointer-events="none">{label}</text>',
+    ]
 
 
 def _label(op: Operation) -> str:
