@@ -6,7 +6,8 @@ Modules (flat; each opens with its theory of operation):
 - :mod:`jepsen_lite.formats` — readers for ``jsonl``, Jepsen register logs and EDN kv histories;
 - :mod:`jepsen_lite.models` — sequential specifications (register, append-string);
 - :mod:`jepsen_lite.checker` — the linearizability checker (the ``lin-checker`` lab);
-- :mod:`jepsen_lite.sets` — the set / unique-append checker;
+- :mod:`jepsen_lite.sets` — the set / unique-append checker; :mod:`jepsen_lite.replicas` — replicas agree;
+- :mod:`jepsen_lite.report` — check a whole history, write a run folder's reports (the runner's entry);
 - :mod:`jepsen_lite.timeline` — ``timeline.html``;
 - :mod:`jepsen_lite.synthetic` — seeded synthetic histories; :mod:`jepsen_lite.bench` — the benchmark;
 - :mod:`jepsen_lite.testing` — a history builder and a brute-force checker for tests;
@@ -39,6 +40,8 @@ from jepsen_lite.history import (
     write_jsonl,
 )
 from jepsen_lite.models import KVAppendModel, Model, RegisterModel
+from jepsen_lite.replicas import ReplicaResult, check_replicas
+from jepsen_lite.report import HistoryVerdict, check_history, write_reports
 from jepsen_lite.sets import SetKeyResult, SetResult, check_sets
 from jepsen_lite.timeline import render_timeline
 
@@ -53,17 +56,21 @@ __all__ = [
     "History",
     "HistoryError",
     "HistoryRecorder",
+    "HistoryVerdict",
     "KVAppendModel",
     "KeyResult",
     "Model",
     "NemesisInterval",
     "Operation",
     "RegisterModel",
+    "ReplicaResult",
     "SetKeyResult",
     "SetResult",
     "Violation",
+    "check_history",
     "check_key",
     "check_operations",
+    "check_replicas",
     "check_sets",
     "load",
     "load_jsonl",
@@ -72,4 +79,5 @@ __all__ = [
     "read_jsonl",
     "render_timeline",
     "write_jsonl",
+    "write_reports",
 ]

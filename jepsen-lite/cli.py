@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Final, NoReturn
 
 import click
-from jepsen_lite.checker import LINEARIZABLE, NOT_LINEARIZABLE, UNKNOWN, CheckResult, check_operations
+from jepsen_lite.checker import LINEARIZABLE, NOT_LINEARIZABLE, UNKNOWN, CheckResult
 from jepsen_lite.formats import FORMATS, load
 from jepsen_lite.history import History, HistoryError, write_jsonl
-from jepsen_lite.sets import INVALID, SetResult, check_sets, is_set_operation
+from jepsen_lite.report import check_history
+from jepsen_lite.sets import SetResult
 from jepsen_lite.synthetic import simulate_register
 from jepsen_lite.timeline import render_timeline
 
@@ -58,31 +59,17 @@ def check(file: Path, fmt: str, time_limit_s: float, timeline_path: Path | None,
     """Check one history FILE; exit 0 linearizable, 1 not, 2 unknown, 3 unreadable."""
     started = time.monotonic()
     history, model = load(file, fmt)
-    register_ops = [op for op in history.operations if not is_set_operation(op)]
-    set_ops = [op for op in history.operations if is_set_operation(op)]
-    lin = check_operations(register_ops, model, time_limit_s_per_key=time_limit_s) if register_ops else None
-    sets = check_sets(set_ops) if set_ops else None
+    result = check_history(history, model, time_limit_s_per_key=time_limit_s)
     elapsed = time.monotonic() - started
-    verdict = overall_verdict(lin, sets)
-    _print_report(file, fmt, history, lin, sets, verdict, elapsed)
+    _print_report(file, fmt, history, result.linearizability, result.sets, result.verdict, elapsed)
     if results_path is not None:
-        results = {
-            "file": str(file), "format": fmt, "verdict": verdict, "elapsed_s": round(elapsed, 3),
-            "linearizability": lin.to_json() if lin else None, "sets": sets.to_json() if sets else None,
-        }
-        _write(results_path, json.dumps(results, indent=2) + "\n")
+        _write(results_path, json.dumps({"file": str(file), "format": fmt, **result.to_json()}, indent=2) + "\n")
     if timeline_path is not None:
-        page = render_timeline(history, linearizability=lin, sets=sets, title=f"jepsen-lite: {file.name}")
+        page = render_timeline(
+            history, linearizability=result.linearizability, sets=result.sets, title=f"jepsen-lite: {file.name}"
+        )
         _write(timeline_path, page)
-    return {LINEARIZABLE: EXIT_OK, NOT_LINEARIZABLE: EXIT_NOT_LINEARIZABLE}.get(verdict, EXIT_UNKNOWN)
-
-
-def overall_verdict(lin: CheckResult | None, sets: SetResult | None) -> str:
-    """One verdict for both checkers: a violation of either wins, then unknown, else linearizable."""
-    verdicts = {lin.verdict if lin else LINEARIZABLE, sets.verdict if sets else LINEARIZABLE}
-    if NOT_LINEARIZABLE in verdicts or INVALID in verdicts:
-        return NOT_LINEARIZABLE
-    return UNKNOWN if UNKNOWN in verdicts else LINEARIZABLE
+    return {LINEARIZABLE: EXIT_OK, NOT_LINEARIZABLE: EXIT_NOT_LINEARIZABLE}.get(result.verdict, EXIT_UNKNOWN)
 
 
 def _print_report(
