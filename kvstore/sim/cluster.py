@@ -665,9 +665,21 @@ class Simulation:
                 self._sim_trace(victim, "disk_will_fail")
 
     def _random_partition(self) -> None:
+        self.partition_shape(self.rng.choice(PARTITION_SHAPES))
+
+    def partition_shape(self, shape: str) -> None:
+        """Cut the network into one of the named PARTITION_SHAPES, over a seeded shuffle of the nodes.
+
+        halves: two groups of n//2 and the rest. isolate_one: a random node alone.
+        isolate_leader: the current leader alone. bridge: two halves that cannot
+        talk, plus one node that talks to both. majorities_ring: nodes on a ring,
+        each seeing only its nearest neighbours, so every node sees a majority
+        but no two nodes see the same one.
+        """
+        if shape not in PARTITION_SHAPES:
+            raise ValueError(f"unknown partition shape {shape!r}")
         ids = list(self.ids)
         self.rng.shuffle(ids)
-        shape = self.rng.choice(PARTITION_SHAPES)
         n = len(ids)
         if shape == "halves" or n < 3:
             self.partition([ids[: n // 2], ids[n // 2 :]], name="halves")

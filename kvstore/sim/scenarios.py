@@ -112,6 +112,7 @@ def deposed_leader_read(core_factory: CoreFactory = RaftCore, *, seed: int = 1) 
     new_leader = next(n for n in others if sim.core(n).role == Role.LEADER)
     w2 = sim.submit(0, "write", "x", 2, node=new_leader)
     sim.run_until(lambda: w2.outcome is not None, max_ticks=20)
+    sim.run_for(1)  # the read starts strictly after the write returned
     read = sim.submit(1, "read", "x", None, node="n1")
     sim.run_until(lambda: read.outcome is not None, max_ticks=sim.cfg.client_timeout_ticks + 5)
     sim.heal()
