@@ -291,6 +291,7 @@ class RaftCore:
         self._votes: dict[str, bool] = {}
         self.progress: dict[str, Progress] = {}
         self.transferee: str | None = None
+        self._transfer_elapsed = 0
         self._read_seq = 0
         self._reads_waiting_commit: list[bytes] = []
         self._read_queue: list[bytes] = []
@@ -380,7 +381,8 @@ class RaftCore:
         # END SOLUTION
 
     def _tick_leader(self) -> None:
-        """Leader: heartbeat every interval; every election timeout, check quorum."""
+        """Leader: heartbeat every interval; every election timeout, check that a majority of voters
+        was heard from (else step down) and re-probe followers whose match index did not move."""
         # BEGIN SOLUTION raft-election
         self.heartbeat_elapsed += 1
         self.election_elapsed += 1
@@ -391,13 +393,15 @@ class RaftCore:
                 self.become_follower(self.term, None)
                 return
             self._recover_stalled_followers()
-            if self.transferee is not None:
-                self._trace("transfer_aborted", to=self.transferee)
-                self.transferee = None
         if self.heartbeat_elapsed >= self.cfg.heartbeat_interval_ticks:
             self.heartbeat_elapsed = 0
             self._broadcast_heartbeat()
         # END SOLUTION
+        if self.transferee is not None:
+            self._transfer_elapsed += 1
+            if self._transfer_elapsed >= self.cfg.election_timeout_ticks:
+                self._trace("transfer_aborted", to=self.transferee)
+                self.transferee = None
 
     def _quorum_recently_active(self) -> bool:
         """Did a majority of voters (self included) respond since the last check? Resets the flags."""
@@ -1009,7 +1013,7 @@ class RaftCore:
         if to == self.id or to not in self.config.voters:
             raise InvalidArgument(f"cannot transfer leadership to {to!r}: not another voter")
         self.transferee = to
-        self.election_elapsed = 0
+        self._transfer_elapsed = 0
         self._trace("transfer_started", to=to)
         if self.progress[to].match_index == self.log.last_index():
             self._send_timeout_now(to)

@@ -325,3 +325,19 @@ def test_trace_event_is_emitted_for_each_role_transition() -> None:
     events = [e.event for e in tracer.events]
     assert events[:4] == ["started", "became_pre_candidate", "became_candidate", "became_leader"]
     assert tracer.events[-1].role == "leader" and tracer.events[-1].term == 1
+
+
+def test_transfer_to_an_unresponsive_target_is_aborted_after_an_election_timeout() -> None:
+    """A transfer that cannot finish stops blocking proposals after election_timeout_ticks."""
+    core = make()
+    elect(core)
+    core.step(AppendEntriesResponse(1, "n3", "n1", True, match_index=1))
+    drain(core)
+    core.transfer_leadership("n2")
+    for _ in range(core.cfg.election_timeout_ticks):
+        core.tick()
+        drain(core)
+        core.step(AppendEntriesResponse(1, "n3", "n1", True, match_index=1))  # n3 keeps the quorum alive
+        drain(core)
+    assert core.role == Role.LEADER and core.transferee is None
+    assert core.propose(b"x") == 2
