@@ -12,6 +12,7 @@ from kvstore.raft.planted import (
     PromiscuousVoterCore,
 )
 from kvstore.sim import SimViolation, default_config, parse_faults, run_simulation, scenarios
+from kvstore.sim.testing import quiet_sim
 
 
 def test_forgetting_the_vote_is_caught_by_the_persistence_check() -> None:
@@ -53,3 +54,12 @@ def test_ignoring_the_election_restriction_is_caught_by_the_seed_sweep() -> None
             break
     print("caught:", caught)
     assert caught, "the sweep must catch a core without the election restriction"
+
+
+def test_a_runtime_that_sends_before_fsync_is_caught_by_the_ready_contract_check() -> None:
+    """Breaking the Ready contract in the runtime (never fsyncing) is noticed at the first vote or ack."""
+    sim = quiet_sim(3, seed=71)
+    for node in sim.ids:
+        sim.nodes[node].disk.sync = lambda: None  # type: ignore[method-assign]
+    with pytest.raises(SimViolation, match="persistence"):
+        sim.run_for(100)
