@@ -26,7 +26,9 @@ Threading model.
   started before. Readers see the active memtable live: a point read sees a batch entirely
   or not at all; a scan is consistent for all tables and immutable memtables and sees the
   active memtable's keys as of its start.
-* **One background thread** flushes immutable memtables (first) and runs compactions. With
+* **Two background threads**: one flushes immutable memtables, one runs compactions, so a
+  long compaction never holds up a flush. Compactions serialize on ``_compact_lock``;
+  manifest appends and version installs serialize on ``_manifest_lock``. With
   ``background=False`` the same work runs synchronously in the writer that triggered it
   (deterministic: used by the crash tests).
 * **Write stall**: a writer that needs to freeze a full memtable waits (on a condition, not
@@ -271,7 +273,7 @@ class Engine:
         self._cursors: dict[int, bytes] = {}
         self._bg_error: BaseException | None = None
         self._stopping = False
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._counters: dict[str, float] = dict.fromkeys(
             [
                 "user_bytes_written",
@@ -317,8 +319,10 @@ class Engine:
             engine._close_files()
             raise
         if opts.background:
-            engine._thread = threading.Thread(target=engine._background_main, name=f"lsm-bg:{path}", daemon=True)
-            engine._thread.start()
+            for name, target in (("flush", engine._flush_main), ("compaction", engine._compaction_main)):
+                thread = threading.Thread(target=target, name=f"lsm-{name}:{path}", daemon=True)
+                engine._threads.append(thread)
+                thread.start()
         return engine
 
     def __enter__(self) -> Engine:
@@ -339,8 +343,8 @@ class Engine:
                 return
             self._stopping = True
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join()
+        for thread in self._threads:
+            thread.join()
         try:
             if not self.options.wal_enabled and self._bg_error is None:
                 self._flush_all_inline()
@@ -491,7 +495,7 @@ class Engine:
         for reader in st.l0:
             if reader.may_contain(h):
                 self._tables_searched += 1
-                v = reader.get(key, h)
+                v = reader.lookup(key)
                 if v is not MISSING:
                     return v
         for largest, readers in st.levels:
@@ -500,7 +504,7 @@ class Engine:
                 reader = readers[i]
                 if reader.may_contain(h):
                     self._tables_searched += 1
-                    v = reader.get(key, h)
+                    v = reader.lookup(key)
                     if v is not MISSING:
                         return v
         return None
@@ -790,25 +794,34 @@ class Engine:
 
     # ------------------------------------------------------------------ background work
 
-    def _has_work(self) -> bool:
-        """REQUIRES: ``_lock``."""
-        return bool(self._imms) or pick_compaction(self._version, self._policy, self._cursors) is not None
+    def _background_loop(self, has_work: Any, step: Any) -> None:
+        """Run ``step()`` whenever ``has_work()`` (checked under ``_lock``) until closed.
 
-    def _background_main(self) -> None:
-        """The background thread: flush first, then compact, until closed."""
+        Any exception stops the loop and is kept in ``_bg_error``: from then on writes raise
+        StorageError (the engine is read-only), and waiters are woken.
+        """
         try:
             while True:
                 with self._cond:
-                    while not self._stopping and not self._has_work():
+                    while not self._stopping and self._bg_error is None and not has_work():
                         self._cond.wait()
-                    if self._stopping:
+                    if self._stopping or self._bg_error is not None:
                         return
-                if not self._flush_oldest():
-                    self._maybe_compact()
-        except BaseException as e:
+                step()
+        except BaseException as e:  # kept and reported to every later writer
             with self._cond:
                 self._bg_error = e
                 self._cond.notify_all()
+
+    def _flush_main(self) -> None:
+        """The flush thread: writes immutable memtables to L0 as soon as they appear."""
+        self._background_loop(lambda: bool(self._imms), self._flush_oldest)
+
+    def _compaction_main(self) -> None:
+        """The compaction thread: runs the most urgent compaction while any level's score is >= 1."""
+        self._background_loop(
+            lambda: pick_compaction(self._version, self._policy, self._cursors) is not None, self._maybe_compact
+        )
 
     def _run_pending_work(self) -> None:
         """``background=False``: do the flushes and compactions now, in the caller's thread."""
