@@ -29,8 +29,8 @@ Threading model.
 * **Two background threads**: one flushes immutable memtables, one runs compactions, so a
   long compaction never holds up a flush. Compactions serialize on ``_compact_lock``;
   manifest appends and version installs serialize on ``_manifest_lock``. With
-  ``background=False`` the same work runs synchronously in the writer that triggered it
-  (deterministic: used by the crash tests).
+  ``background=False`` the same work runs synchronously at the start of the next write (or
+  in ``flush``/``compact``/``close``) — deterministic, and used by the crash tests.
 * **Write stall**: a writer that needs to freeze a full memtable waits (on a condition, not
   a sleep) while ``max_immutable_memtables`` memtables are already waiting to be flushed, or
   while level 0 holds ``l0_stall_files`` (default 12) or more tables — then compaction has
@@ -556,6 +556,8 @@ class Engine:
         self._write_one(key, None, _ONE_OP.pack(1, len(key), TOMBSTONE_LEN) + key)
 
     def _write_one(self, key: bytes, value: bytes | None, payload: bytes) -> None:
+        if self._imms and not self.options.background:
+            self._run_pending_work()
         with self._lock:
             self._make_room()
             wal = self._wal
@@ -582,6 +584,8 @@ class Engine:
         payload_bytes = sum(len(k) + (len(v) if v is not None else 0) for k, v in ops.items())
         limits.check_batch(len(ops), payload_bytes)
         payload = encode_batch(list(ops), list(ops.values()))
+        if self._imms and not self.options.background:
+            self._run_pending_work()
         with self._lock:
             self._make_room()
             wal = self._wal
@@ -591,14 +595,12 @@ class Engine:
         self._after_write(wal, end, sync)
 
     def _after_write(self, wal: WalWriter | None, end: int, sync: bool | None) -> None:
-        """Sync as the mode asks (outside the lock: group commit); run inline work if any."""
+        """Sync as the mode asks (outside the lock: group commit)."""
         if wal is not None:
             mode = self.options.sync
             due = mode == "always" or (mode == "batch" and end - wal.synced_offset >= self.options.batch_sync_bytes)
             if sync or (sync is None and due):
                 wal.sync_to(end)
-        if not self.options.background and self._imms:
-            self._run_pending_work()
 
     def _make_room(self) -> None:
         """Freeze a full memtable, stalling while flushes or L0 compaction lag. REQUIRES: ``_lock``."""
