@@ -50,6 +50,7 @@ histories is small because few operations overlap at any moment.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -57,6 +58,8 @@ from typing import Final
 
 from jepsen_lite.history import Operation
 from jepsen_lite.models import Model, Prepared, State
+
+from kvstore.invariants import invariant
 
 LINEARIZABLE: Final = "linearizable"
 NOT_LINEARIZABLE: Final = "not-linearizable"
@@ -201,6 +204,26 @@ def combine(verdicts: Iterable[str]) -> str:
     if NOT_LINEARIZABLE in seen:
         return NOT_LINEARIZABLE
     return UNKNOWN if UNKNOWN in seen else LINEARIZABLE
+
+
+def check_entry_list(head: Entry, ops: Sequence[Operation]) -> None:
+    """The list's invariants: links agree both ways, times never decrease, calls and returns match.
+
+    Raises:
+        InvariantViolation: the list is broken (a bug in :func:`lift`/:func:`unlift` or their callers).
+
+    Complexity: O(n).
+    """
+    invariant(head.op == -1 and head.prev is None, "the head is the sentinel")
+    last_time, entry = -math.inf, head.next
+    while entry is not None:
+        invariant(entry.prev is not None and entry.prev.next is entry, f"entry of op {entry.op}: prev.next is it")
+        op = ops[entry.op]
+        when = op.call_time if entry.is_call else op.return_time
+        invariant(when >= last_time, f"entry of op {entry.op}: times never decrease along the list")
+        invariant(entry.match is None or entry.match.match is entry, f"entry of op {entry.op}: matches pair up")
+        invariant(entry.is_call or entry.match is not None, f"return entry of op {entry.op} has its call")
+        last_time, entry = when, entry.next
 
 
 def make_entries(ops: Sequence[Operation]) -> Entry:

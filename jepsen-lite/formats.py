@@ -1,7 +1,8 @@
 """Reading histories in the three formats ``jepsen-lite check`` accepts.
 
 - ``jsonl`` — the run folder's ``history.jsonl`` (grammar in :mod:`jepsen_lite.history`);
-  checked with the register model, plus the set checker for ``add``/``read-set`` operations.
+  checked with the register model (or the append-string model when every operation is a
+  ``get``, ``put`` or ``append``), plus the set checker for ``add``/``read-set`` operations.
 - ``jepsen-log`` — Jepsen's log of a single compare-and-set register (the ``etcd/*.log``
   fixtures)::
 
@@ -198,6 +199,12 @@ def parse_edn_kv(lines: Iterable[str]) -> History:
     return pair_events(events)
 
 
+def model_for(history: History) -> Model:
+    """The append-string model if every non-set operation is a get, put or append; else the register."""
+    kinds = {op.f for op in history.operations if op.f not in ("add", "read-set")}
+    return KVAppendModel() if kinds and kinds <= {"get", "put", "append"} else RegisterModel()
+
+
 def load(path: Path, fmt: str) -> tuple[History, Model]:
     """Read a history file in one of :data:`FORMATS` and the model to check it with.
 
@@ -205,7 +212,8 @@ def load(path: Path, fmt: str) -> tuple[History, Model]:
         HistoryError: unreadable or malformed file, or an unknown format.
     """
     if fmt == "jsonl":
-        return pair_events(parse_jsonl(read_text(path))), RegisterModel()
+        history = pair_events(parse_jsonl(read_text(path)))
+        return history, model_for(history)
     if fmt == "jepsen-log":
         return parse_jepsen_log(read_text(path)), RegisterModel()
     if fmt == "edn-kv":

@@ -7,6 +7,7 @@ from jepsen_lite.checker import (
     LINEARIZABLE,
     NOT_LINEARIZABLE,
     UNKNOWN,
+    check_entry_list,
     check_key,
     check_operations,
     combine,
@@ -17,6 +18,8 @@ from jepsen_lite.checker import (
 from jepsen_lite.history import History, HistoryError, Operation
 from jepsen_lite.models import KVAppendModel, RegisterModel
 from jepsen_lite.testing import HistoryBuilder
+
+from kvstore.invariants import InvariantViolation
 
 REGISTER = RegisterModel()
 
@@ -279,12 +282,8 @@ def test_lift_and_unlift_restore_the_entry_list() -> None:
     head = make_entries(ops)
 
     def shape() -> list[tuple[int, bool]]:
-        out, entry = [], head.next
-        while entry is not None:
-            assert entry.prev is not None and entry.prev.next is entry
-            out.append((entry.op, entry.is_call))
-            entry = entry.next
-        return out
+        check_entry_list(head, ops)
+        return [(entry.op, entry.is_call) for entry in _entries(head)]
 
     before = shape()
     assert before == [(0, True), (1, True), (2, True), (0, False), (3, True), (2, False), (3, False)]
@@ -302,3 +301,28 @@ def _entries(head):  # type: ignore[no-untyped-def]
     while entry is not None:
         yield entry
         entry = entry.next
+
+
+def test_entry_list_check_catches_a_broken_link() -> None:
+    """check_entry_list fails loudly when a neighbour no longer points back."""
+    ops = [Operation(i, i, "write", "x", i, i, "ok", float(i), float(i) + 1, i) for i in range(3)]
+    head = make_entries(ops)
+    check_entry_list(head, ops)
+    assert head.next is not None and head.next.next is not None
+    head.next.next.prev = head
+    with pytest.raises(InvariantViolation, match=r"prev\.next is it"):
+        check_entry_list(head, ops)
+
+
+def test_read_only_operations_are_placed_before_concurrent_writes() -> None:
+    """A read that fits now is placed first: with many concurrent writes the search stays small and correct."""
+    b = HistoryBuilder()
+    for p in range(8):
+        b.invoke(p, "write", "x", p)
+    b.invoke(20, "read", "x")
+    b.ok(20, None)
+    for p in range(8):
+        b.ok(p)
+    result = check_key("x", b.history().operations, REGISTER, time_limit_s=60.0)
+    assert result.verdict == LINEARIZABLE
+    assert result.configurations < 300, "the read was branched on instead of placed first"

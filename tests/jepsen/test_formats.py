@@ -82,7 +82,7 @@ def test_edn_kv_rejects_lines_that_are_not_operation_maps(line: str) -> None:
 
 
 def test_load_picks_the_model_for_each_format(tmp_path: Path) -> None:
-    """jsonl and jepsen-log are checked as registers, edn-kv as append strings; unknown formats are refused."""
+    """Registers for jepsen-log and jsonl (append strings if only get/put/append), append strings for edn-kv."""
     log = tmp_path / "h.log"
     log.write_text("INFO  jepsen.util - 0\t:invoke\t:read\tnil\nINFO  jepsen.util - 0\t:ok\t:read\tnil\n")
     edn = tmp_path / "h.txt"
@@ -92,5 +92,10 @@ def test_load_picks_the_model_for_each_format(tmp_path: Path) -> None:
     assert isinstance(load(log, "jepsen-log")[1], RegisterModel)
     assert isinstance(load(edn, "edn-kv")[1], KVAppendModel)
     assert isinstance(load(jsonl, "jsonl")[1], RegisterModel)
+    jsonl.write_text(
+        '{"index": 0, "time": 0, "process": 0, "type": "invoke", "f": "append", "key": "k", "value": "a"}\n'
+        '{"index": 1, "time": 1, "process": 1, "type": "invoke", "f": "add", "key": "s", "value": 1}\n'
+    )
+    assert isinstance(load(jsonl, "jsonl")[1], KVAppendModel)
     with pytest.raises(HistoryError, match="unknown format"):
         load(jsonl, "csv")
