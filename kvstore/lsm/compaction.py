@@ -113,6 +113,22 @@ def expand(version: Version, level: int, inputs: tuple[FileMeta, ...]) -> Compac
     return Compaction(level, inputs, tuple(version.overlapping(level + 1, smallest, largest)))
 
 
+def tombstone_dropper(version: Version, c: Compaction) -> Callable[[bytes], bool]:
+    """A predicate: may a tombstone for ``key`` be left out of ``c``'s output?
+
+    Only if no level below the output level has a table whose key range covers ``key`` —
+    otherwise dropping the tombstone would uncover an older value there. (Levels above the
+    output hold only newer data; the output level's overlapping tables are inputs of ``c``.)
+    """
+    # BEGIN SOLUTION lsm-compaction
+    smallest, largest = c.key_range()
+    deeper = range(c.output_level + 1, NUM_LEVELS)
+    if not any(version.overlapping(level, smallest, largest) for level in deeper):
+        return lambda key: True
+    return lambda key: not version.deeper_may_contain(c.output_level, key)
+    # END SOLUTION
+
+
 def write_merged(
     runs: Iterator[Run],
     *,

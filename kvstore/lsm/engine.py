@@ -65,7 +65,14 @@ from kvstore.errors import ClosedError, CorruptionError, InvalidArgument, KVErro
 from kvstore.fs import FileSystem, OSFileSystem, WritableFile
 from kvstore.invariants import invariant
 from kvstore.lsm.cache import BlockCache
-from kvstore.lsm.compaction import Compaction, CompactionPolicy, expand, pick_compaction, write_merged
+from kvstore.lsm.compaction import (
+    Compaction,
+    CompactionPolicy,
+    expand,
+    pick_compaction,
+    tombstone_dropper,
+    write_merged,
+)
 from kvstore.lsm.iterators import Run, level_runs, memtable_runs, merge_runs, merge_runs_with_tombstones
 from kvstore.lsm.manifest import NUM_LEVELS, FileMeta, ManifestWriter, Version, VersionEdit, recover
 from kvstore.lsm.memtable import MISSING, Memtable
@@ -667,8 +674,11 @@ class Engine:
             pass
 
     def _flush_oldest(self) -> bool:
-        """Flush the oldest immutable memtable; False if there is none."""
-        # BEGIN SOLUTION lsm-compaction
+        """Flush the oldest immutable memtable; False if there is none.
+
+        Order (crash-safe): write and fsync the table; make it durable in the manifest along
+        with the new log number; only then delete the WAL file the memtable came from.
+        """
         with self._lock:
             if not self._imms:
                 return False
@@ -684,7 +694,6 @@ class Engine:
             with contextlib.suppress(StorageError):
                 self.fs.remove(posixpath.join(self.path, _log_name(imm.log_number)))
         return True
-        # END SOLUTION
 
     def _write_memtable(self, mem: Memtable, number: int) -> FileMeta:
         """Write a memtable as table ``number`` (fsynced, not yet in the manifest)."""
@@ -755,8 +764,11 @@ class Engine:
             return True
 
     def _run_compaction(self, c: Compaction) -> None:
-        """Merge the inputs of ``c`` into new tables at its output level. REQUIRES: ``_compact_lock``."""
-        # BEGIN SOLUTION lsm-compaction
+        """Merge the inputs of ``c`` into new tables at its output level. REQUIRES: ``_compact_lock``.
+
+        Order (crash-safe): write and fsync the outputs; log the edit (inputs deleted, outputs
+        added) durably in the manifest; only then remove the input files.
+        """
         with self._lock:
             version = self._version
             readers = dict(self._readers)
@@ -764,17 +776,9 @@ class Engine:
         sources: list[Iterator[Run]] = [readers[f.number].chunks(None, None) for f in newest_first]
         if c.next_inputs:
             sources.append(level_runs([readers[f.number] for f in c.next_inputs], None, None))
-        smallest, largest = c.key_range()
-        deeper_overlap = any(
-            version.overlapping(lv, smallest, largest) for lv in range(c.output_level + 1, NUM_LEVELS)
-        )
-
-        def drop_tombstone(key: bytes) -> bool:
-            return not deeper_overlap or not version.deeper_may_contain(c.output_level, key)
-
         outputs = write_merged(
             merge_runs_with_tombstones(sources),
-            drop_tombstone=drop_tombstone,
+            drop_tombstone=tombstone_dropper(version, c),
             new_file=self._new_table_file,
             policy=self._policy,
         )
@@ -787,7 +791,6 @@ class Engine:
         self._counters["compactions"] += 1
         self._counters["compaction_bytes_read"] += sum(f.size_bytes for _, f in c.all_inputs())
         self._counters["compaction_bytes_written"] += sum(f.size_bytes for f in outputs)
-        # END SOLUTION
 
     def _new_table_file(self) -> tuple[int, WritableFile]:
         with self._lock:
