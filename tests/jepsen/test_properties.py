@@ -125,3 +125,18 @@ def test_synthetic_histories_replay_exactly_from_their_seed() -> None:
     c = simulate_register(seed=8, ops=200, keys=3, violations=1, faults=2)
     assert a == b and a.events != c.events
     assert sum(1 for e in a.events if e.is_nemesis) == 4
+
+
+@settings(max_examples=20, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**32 - 1), width=st.integers(2, 10))
+def test_the_reported_failing_operation_is_the_planted_stale_read(seed: int, width: int) -> None:
+    """The violation points at the very read that was corrupted (found by diffing against the unplanted history)."""
+    good = simulate_register(seed=seed, ops=200, keys=2, processes_per_key=width)
+    bad = simulate_register(seed=seed, ops=200, keys=2, processes_per_key=width, violations=1)
+    changed = [b.index for a, b in zip(good.events, bad.events, strict=True) if a != b]
+    assert len(changed) == 1, f"seed {seed}: planting changed {changed}"
+    history = pair_events(bad.events)
+    planted = next(op for op in history.operations if op.return_index == changed[0])
+    violation = check_operations(history.operations, REGISTER).first_violation
+    assert violation is not None and violation.failing.id == planted.id, f"seed {seed}"
+    assert violation.key == planted.key and planted in violation.candidates
