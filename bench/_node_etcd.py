@@ -22,7 +22,6 @@ import importlib
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -150,7 +149,7 @@ class EtcdCluster:
 
     binary: str
     ports: list[tuple[int, int]]  # (client, peer) per member
-    root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="kvbench-etcd-")))
+    root: Path  # data folders and logs of the members; removed by remove_files()
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
