@@ -28,7 +28,7 @@ import click
 from jepsen_lite.checker import LINEARIZABLE, NOT_LINEARIZABLE, UNKNOWN, CheckResult
 from jepsen_lite.formats import FORMATS, load
 from jepsen_lite.history import History, HistoryError, write_jsonl
-from jepsen_lite.report import check_history
+from jepsen_lite.report import check_history, write_reports
 from jepsen_lite.sets import SetResult
 from jepsen_lite.synthetic import simulate_register
 from jepsen_lite.timeline import render_timeline
@@ -55,7 +55,18 @@ def cli() -> None:
 )
 @click.option("--timeline", "timeline_path", type=click.Path(path_type=Path), help="write timeline.html here")
 @click.option("--results", "results_path", type=click.Path(path_type=Path), help="write results.json here")
-def check(file: Path, fmt: str, time_limit_s: float, timeline_path: Path | None, results_path: Path | None) -> int:
+@click.option(
+    "--report-dir", type=click.Path(path_type=Path),
+    help="write a run folder's reports here: history.jsonl, results.json, timeline.html, latency.png, rate.png",
+)
+def check(
+    file: Path,
+    fmt: str,
+    time_limit_s: float,
+    timeline_path: Path | None,
+    results_path: Path | None,
+    report_dir: Path | None,
+) -> int:
     """Check one history FILE; exit 0 linearizable, 1 not, 2 unknown, 3 unreadable."""
     started = time.monotonic()
     history, model = load(file, fmt)
@@ -69,6 +80,8 @@ def check(file: Path, fmt: str, time_limit_s: float, timeline_path: Path | None,
             history, linearizability=result.linearizability, sets=result.sets, title=f"jepsen-lite: {file.name}"
         )
         _write(timeline_path, page)
+    if report_dir is not None:
+        write_reports(report_dir, history, result, title=f"jepsen-lite: {file.name}")
     return {LINEARIZABLE: EXIT_OK, NOT_LINEARIZABLE: EXIT_NOT_LINEARIZABLE}.get(result.verdict, EXIT_UNKNOWN)
 
 

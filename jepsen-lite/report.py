@@ -10,6 +10,8 @@ writes what a run folder holds about the history::
     <run folder>/history.jsonl   the events (grammar in jepsen_lite.history)
     <run folder>/results.json    the verdicts, per key, with each violation explained
     <run folder>/timeline.html   the picture (jepsen_lite.timeline)
+    <run folder>/latency.png     latency of each operation over time (jepsen_lite.plots)
+    <run folder>/rate.png        completions per second over time
 
 ``jepsen-lite check`` uses the same two functions, so a history re-checked later
 gives exactly the run's results.
@@ -25,6 +27,7 @@ from pathlib import Path
 from jepsen_lite.checker import LINEARIZABLE, NOT_LINEARIZABLE, UNKNOWN, CheckResult, check_operations
 from jepsen_lite.history import History, HistoryError, write_jsonl
 from jepsen_lite.models import Model
+from jepsen_lite.plots import latency_png, rate_png
 from jepsen_lite.sets import INVALID, SetResult, check_sets, is_set_operation
 from jepsen_lite.timeline import render_timeline
 
@@ -83,7 +86,9 @@ def check_history(history: History, model: Model, *, time_limit_s_per_key: float
 
 
 def write_reports(folder: Path, history: History, verdict: HistoryVerdict, *, title: str = "jepsen-lite run") -> None:
-    """Write ``history.jsonl``, ``results.json`` and ``timeline.html`` into ``folder`` (created if needed).
+    """Write ``history.jsonl``, ``results.json``, ``timeline.html``, ``latency.png`` and ``rate.png`` into ``folder``.
+
+    The folder is created if needed; existing files of those names are replaced.
 
     Raises:
         HistoryError: the folder or a file cannot be written.
@@ -95,5 +100,7 @@ def write_reports(folder: Path, history: History, verdict: HistoryVerdict, *, ti
         (folder / "results.json").write_text(json.dumps(verdict.to_json(), indent=2) + "\n", encoding="utf-8")
         page = render_timeline(history, linearizability=verdict.linearizability, sets=verdict.sets, title=title)
         (folder / "timeline.html").write_text(page, encoding="utf-8")
+        (folder / "latency.png").write_bytes(latency_png(history))
+        (folder / "rate.png").write_bytes(rate_png(history))
     except OSError as exc:
         raise HistoryError(f"cannot write the reports in {folder}: {exc.strerror or exc}") from None

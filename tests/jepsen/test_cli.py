@@ -160,3 +160,13 @@ def test_the_command_as_a_process_exits_3_without_a_traceback(tmp_path: Path) ->
     )
     assert proc.returncode == EXIT_BAD_INPUT
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_check_report_dir_writes_a_whole_run_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--report-dir writes the five report files of a run folder."""
+    history = tmp_path / "history.jsonl"
+    _write_synthetic(history)
+    assert run(["check", str(history), "--report-dir", str(tmp_path / "run")]) == EXIT_OK
+    names = sorted(p.name for p in (tmp_path / "run").iterdir())
+    assert names == ["history.jsonl", "latency.png", "rate.png", "results.json", "timeline.html"]
+    assert (tmp_path / "run" / "latency.png").read_bytes().startswith(b"\x89PNG")
