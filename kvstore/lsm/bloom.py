@@ -1,11 +1,13 @@
 """Bloom filters: one per SSTable, so a point read skips tables that cannot hold the key.
 
 Theory of operation. A filter is ``m`` bits; each key sets ``k`` of them, chosen by double
-hashing (``h, h + δ, h + 2δ, …`` mod ``m``, with ``h = crc32(key)`` and ``δ`` a rotation of
-``h``, as LevelDB's ``bloom.cc`` does). A lookup that finds any of the ``k`` bits clear proves
+hashing (``h, h + δ, h + 2δ, …`` mod ``m``, with ``h = crc32(key)`` and ``δ`` a 32-bit rotation
+of ``h`` with its lowest bit forced to 1 — LevelDB's ``bloom.cc`` scheme, without wrapping the
+sum at 32 bits, which lets a ``range`` generate the probes; an odd ``δ`` matters: with an even
+one, measured false positives doubled). A lookup that finds any of the ``k`` bits clear proves
 the key absent; all set means "maybe". With ``b`` bits per key, ``k = round(b · ln 2)``
 minimises the false-positive rate at about ``0.6185^b`` (≈ 0.8 % for ``b = 10``; this module's
-measured rate on random, sequential and sparse keys is 0.86–0.93 % at b = 10).
+measured rate at b = 10 is 1.05 % on random 16-byte keys and 0.97 % on sequential ones).
 
 The hash is computed once per lookup by the caller (:func:`key_hash`) and reused for every
 table the read visits. Encoded filter (see ``FORMAT.md``, "Filter block"): the bit array,
@@ -21,6 +23,7 @@ from kvstore.invariants import invariant
 
 MAX_PROBES = 30  # k above 30 buys nothing measurable and costs lookups time
 MIN_FILTER_BITS = 64  # tiny tables still get a filter with a sane false-positive rate
+_TO_ASCII_BITS = bytes.maketrans(b"\x00\x01", b"01")
 
 
 def key_hash(key: bytes) -> int:
@@ -48,17 +51,14 @@ def build_filter(keys: list[bytes], bits_per_key: int) -> bytes:
     nbytes = (max(MIN_FILTER_BITS, len(keys) * bits_per_key) + 7) // 8
     nbits = nbytes * 8
     k = probes_for(bits_per_key)
-    arr = bytearray(nbytes)
-    crc32 = zlib.crc32
-    for key in keys:
-        h = crc32(key)
-        delta = ((h >> 17) | (h << 15)) & 0xFFFFFFFF
-        for _ in range(k):
-            pos = h % nbits
-            arr[pos >> 3] |= 1 << (pos & 7)
-            h = (h + delta) & 0xFFFFFFFF
-    arr.append(k)
-    return bytes(arr)
+    flags = bytearray(nbits)  # one byte per bit while building: setting a byte is cheaper than or-ing a bit
+    for h in map(zlib.crc32, keys):
+        delta = (h >> 17) | ((h << 15) & 0xFFFFFFFF) | 1
+        for pos in range(h, h + k * delta, delta):
+            flags[pos % nbits] = 1
+    # Pack: bit i of the integer is flags[i]; little-endian bytes put it in byte i >> 3, bit i & 7.
+    bits = int(flags.translate(_TO_ASCII_BITS)[::-1], 2) if nbits else 0
+    return bits.to_bytes(nbytes, "little") + bytes([k])
     # END SOLUTION
 
 
@@ -70,12 +70,11 @@ def may_contain(filter_bytes: bytes, h: int) -> bool:
     # BEGIN SOLUTION lsm-sstable
     nbits = (len(filter_bytes) - 1) << 3
     k = filter_bytes[-1]
-    delta = ((h >> 17) | (h << 15)) & 0xFFFFFFFF
-    for _ in range(k):
-        pos = h % nbits
+    delta = (h >> 17) | ((h << 15) & 0xFFFFFFFF) | 1
+    for pos in range(h, h + k * delta, delta):
+        pos %= nbits
         if not filter_bytes[pos >> 3] & (1 << (pos & 7)):
             return False
-        h = (h + delta) & 0xFFFFFFFF
     return True
     # END SOLUTION
 

@@ -202,9 +202,13 @@ class WriteBatch:
 
     def put(self, key: bytes, value: bytes) -> WriteBatch:
         """Set ``key`` to ``value``. Raises InvalidArgument / KeyTooLargeError / ValueTooLargeError."""
-        limits.check_key(key)
-        limits.check_value(value)
-        self._ops[bytes(key)] = bytes(value)
+        if type(key) is not bytes or not 0 < len(key) <= limits.MAX_KEY_BYTES:
+            limits.check_key(key)
+            key = bytes(key)
+        if type(value) is not bytes or len(value) > limits.MAX_VALUE_BYTES:
+            limits.check_value(value)
+            value = bytes(value)
+        self._ops[key] = value
         return self
 
     def delete(self, key: bytes) -> WriteBatch:
@@ -550,9 +554,12 @@ class Engine:
 
     def put(self, key: bytes, value: bytes) -> None:
         """Set ``key`` to ``value`` (durable on return with ``sync="always"``)."""
-        limits.check_key(key)
-        limits.check_value(value)
-        key, value = bytes(key), bytes(value)
+        if type(key) is not bytes or not 0 < len(key) <= limits.MAX_KEY_BYTES:
+            limits.check_key(key)
+            key = bytes(key)
+        if type(value) is not bytes or len(value) > limits.MAX_VALUE_BYTES:
+            limits.check_value(value)
+            value = bytes(value)
         payload = _ONE_OP.pack(1, len(key), len(value)) + key + value
         self._write_one(key, value, payload)
 
@@ -585,12 +592,16 @@ class Engine:
         """
         if not isinstance(batch, WriteBatch):
             raise InvalidArgument("write() takes a WriteBatch")
-        ops = dict(batch._ops)
+        ops = batch._ops
         if not ops:
             return
-        payload_bytes = sum(len(k) + (len(v) if v is not None else 0) for k, v in ops.items())
+        keys, values = list(ops), list(ops.values())
+        if None in values:
+            payload_bytes = sum(map(len, keys)) + sum(len(v) for v in values if v is not None)
+        else:
+            payload_bytes = sum(map(len, keys)) + sum(map(len, values))  # type: ignore[arg-type]
         limits.check_batch(len(ops), payload_bytes)
-        payload = encode_batch(list(ops), list(ops.values()))
+        payload = encode_batch(keys, values)
         if self._imms and not self.options.background:
             self._run_pending_work()
         with self._lock:

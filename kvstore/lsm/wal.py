@@ -99,9 +99,14 @@ def encode_batch(keys: list[bytes], values: list[bytes | None]) -> bytes:
     Columnar layout lets one ``struct`` call pack or unpack all the lengths.
     """
     n = len(keys)
-    vlens = [TOMBSTONE_LEN if v is None else len(v) for v in values]
+    if None in values:
+        vlens = [TOMBSTONE_LEN if v is None else len(v) for v in values]
+        present = [v for v in values if v is not None]
+    else:
+        vlens = list(map(len, values))  # type: ignore[arg-type]  # no None here
+        present = values  # type: ignore[assignment]
     head = struct.pack(f"<I{n}I{n}I", n, *map(len, keys), *vlens)
-    return b"".join([head, *keys, *[v for v in values if v is not None]])
+    return b"".join([head, *keys, *present])
 
 
 def decode_batch(payload: bytes, path: str, offset: int) -> tuple[list[bytes], list[bytes | None]]:
