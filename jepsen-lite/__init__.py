@@ -8,7 +8,7 @@ Modules (flat; each opens with its theory of operation):
 - :mod:`jepsen_lite.checker` — the linearizability checker (the ``lin-checker`` lab);
 - :mod:`jepsen_lite.sets` — the set / unique-append checker; :mod:`jepsen_lite.replicas` — replicas agree;
 - :mod:`jepsen_lite.report` — check a whole history, write a run folder's reports (the runner's entry);
-- :mod:`jepsen_lite.timeline` — ``timeline.html``;
+- :mod:`jepsen_lite.timeline` — ``timeline.html``; :mod:`jepsen_lite.plots` — ``latency.png``, ``rate.png``;
 - :mod:`jepsen_lite.synthetic` — seeded synthetic histories; :mod:`jepsen_lite.bench` — the benchmark;
 - :mod:`jepsen_lite.testing` — a history builder and a brute-force checker for tests;
 - :mod:`jepsen_lite.cli` — the ``jepsen-lite`` command.
@@ -40,6 +40,7 @@ from jepsen_lite.history import (
     write_jsonl,
 )
 from jepsen_lite.models import KVAppendModel, Model, RegisterModel
+from jepsen_lite.plots import latency_png, rate_png
 from jepsen_lite.replicas import ReplicaResult, check_replicas
 from jepsen_lite.report import HistoryVerdict, check_history, write_reports
 from jepsen_lite.sets import SetKeyResult, SetResult, check_sets
@@ -72,10 +73,12 @@ __all__ = [
     "check_operations",
     "check_replicas",
     "check_sets",
+    "latency_png",
     "load",
     "load_jsonl",
     "pair_events",
     "parse_jsonl",
+    "rate_png",
     "read_jsonl",
     "render_timeline",
     "write_jsonl",
