@@ -122,12 +122,11 @@ def _lane_y(lane: int) -> float:
 def _axis(scale: _Scale, height: int) -> list[str]:
     step = _nice_step((scale.t1 - scale.t0) / max(1.0, scale.width_px / 120))
     out = ['<g class="axis">']
-    t = math.ceil(scale.t0 / step) * step
-    while t <= scale.t1 + 1e-12:
-        x = scale.x(t)
+    ticks = int((scale.t1 - scale.t0) / step + 1e-9) + 1  # at 0, step, 2*step... after the first event
+    for k in range(ticks):
+        x = scale.x(scale.t0 + k * step)
         out.append(f'<line x1="{x:.1f}" y1="{TOP_MARGIN_PX - 6}" x2="{x:.1f}" y2="{height}" stroke="#eee"/>')
-        out.append(f'<text x="{x:.1f}" y="{TOP_MARGIN_PX - 10}" text-anchor="middle">{_seconds(t - scale.t0)}</text>')
-        t += step
+        out.append(f'<text x="{x:.1f}" y="{TOP_MARGIN_PX - 10}" text-anchor="middle">{_seconds(k * step, step)}</text>')
     out.append("</g>")
     return out
 
@@ -140,8 +139,13 @@ def _nice_step(raw: float) -> float:
     return float(next(m * power for m in (1, 2, 5, 10) if m * power >= raw))
 
 
-def _seconds(t: float) -> str:
-    return f"{t * 1000:.0f} ms" if t < 1 else f"{t:.2f} s"
+def _seconds(t: float, step: float) -> str:
+    """A tick label with as many decimals as the step needs (ms below a one-second step)."""
+    if step >= 1:
+        return f"{t:.0f} s"
+    if step >= 0.001:
+        return f"{t * 1000:.0f} ms"
+    return f"{t * 1000:.3f} ms"
 
 
 def _lane_names(history: History, lanes: Sequence[int]) -> list[str]:

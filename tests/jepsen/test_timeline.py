@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from html.parser import HTMLParser
 
@@ -115,3 +116,16 @@ def test_an_empty_history_still_renders() -> None:
     """A history with no events gives a page with just the nemesis lane."""
     page = render_timeline(pair_events([]))
     assert [a["data-process"] for tag, a in _tags(page) if a.get("class") == "lane"] == ["-1"]
+
+
+def test_the_time_axis_counts_from_the_first_event_in_round_steps() -> None:
+    """Tick labels start at 0 at the first event and go up in equal round steps, in the unit of the step."""
+    b = HistoryBuilder()
+    b.invoke(0, "write", "x", 1, time=100.0)
+    b.ok(0, time=100.05)
+    b.invoke(0, "read", "x", time=100.06)
+    b.ok(0, 1, time=100.1)
+    labels = re.findall(r'text-anchor="middle">([^<]*)<', render_timeline(b.history()))
+    assert labels[0] == "0 ms" and len(labels) >= 5
+    steps = {int(b_.split()[0]) - int(a.split()[0]) for a, b_ in itertools.pairwise(labels)}
+    assert len(steps) == 1 and steps.pop() in (1, 2, 5, 10, 20, 50)
