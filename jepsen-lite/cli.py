@@ -67,8 +67,10 @@ def check(
     results_path: Path | None,
     report_dir: Path | None,
 ) -> int:
-    """Check one history FILE; exit 0 linearizable, 1 not, 2 unknown, 3 unreadable."""
+    """Check one history FILE (or a run folder's history.jsonl); exit 0 linearizable, 1 not, 2 unknown, 3 unreadable."""
     started = time.monotonic()
+    if file.is_dir() and fmt == "jsonl":
+        file = file / "history.jsonl"
     history, model = load(file, fmt)
     result = check_history(history, model, time_limit_s_per_key=time_limit_s)
     elapsed = time.monotonic() - started

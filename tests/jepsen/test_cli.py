@@ -170,3 +170,13 @@ def test_check_report_dir_writes_a_whole_run_folder(tmp_path: Path, capsys: pyte
     names = sorted(p.name for p in (tmp_path / "run").iterdir())
     assert names == ["history.jsonl", "latency.png", "rate.png", "results.json", "timeline.html"]
     assert (tmp_path / "run" / "latency.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_check_accepts_a_run_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Given a folder, check reads its history.jsonl; a folder without one is bad input (3)."""
+    _write_synthetic(tmp_path / "history.jsonl", violations=1)
+    assert run(["check", str(tmp_path)]) == EXIT_NOT_LINEARIZABLE
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run(["check", str(empty)]) == EXIT_BAD_INPUT
+    assert "history.jsonl" in capsys.readouterr().err
