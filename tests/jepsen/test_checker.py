@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from jepsen_lite.checker import (
     LINEARIZABLE,
     NOT_LINEARIZABLE,
     UNKNOWN,
+    Entry,
     check_entry_list,
     check_key,
     check_operations,
@@ -296,7 +299,7 @@ def test_lift_and_unlift_restore_the_entry_list() -> None:
     assert shape() == before
 
 
-def _entries(head):  # type: ignore[no-untyped-def]
+def _entries(head: Entry) -> Iterator[Entry]:
     entry = head.next
     while entry is not None:
         yield entry
