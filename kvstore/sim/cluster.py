@@ -718,17 +718,33 @@ class Simulation:
             self.restart(n)
 
     def check_liveness(self) -> None:
-        """After faults heal, a leader must be elected and commit a new entry on every node
-        within ``liveness_ticks``. Raises SimViolation otherwise."""
+        """After faults heal, a leader must be elected and an entry it proposes must be applied on
+        every node, all within ``liveness_ticks``. Raises SimViolation otherwise.
+
+        A leader that was cut off may still believe it leads right after healing;
+        its proposal can be discarded when it is deposed, so the probe entry is
+        proposed again to each new leader until one of them gets it applied.
+        """
         start = self.now
-        bound = self.cfg.liveness_ticks
-        if not self.run_until(lambda: self.leader() is not None, max_ticks=bound):
-            raise SimViolation(f"liveness: no leader within {bound} ticks after healing")
-        leader = self.leader() or ""
-        index = self.propose(leader, encode_command(0, "noop", "", None))
-        remaining = bound - (self.now - start)
-        if not self.run_until(lambda: self.all_applied(index), max_ticks=max(remaining, 1)):
-            raise SimViolation(f"liveness: entry {index} not applied on every node within {bound} ticks")
+        deadline = start + self.cfg.liveness_ticks
+        proposed: tuple[str, int, int] | None = None  # (leader, term, index)
+
+        def done() -> bool:
+            nonlocal proposed
+            leader = self.leader()
+            if leader is not None and (proposed is None or proposed[1] != self.core(leader).term):
+                term = self.core(leader).term
+                proposed = (leader, term, self.propose(leader, encode_command(0, "noop", "", None)))
+            if proposed is None:
+                return False
+            _, term, index = proposed
+            entry = self.checker.applied.get(index)
+            return entry is not None and entry[0] == term and self.all_applied(index)
+
+        if not self.run_until(done, max_ticks=deadline - self.now):
+            what = "no leader" if proposed is None else f"entry {proposed[2]} of term {proposed[1]} not applied"
+            raise SimViolation(f"liveness: {what} on every node within {self.cfg.liveness_ticks} ticks of healing")
+        leader, _, index = proposed or ("", 0, 0)
         self._sim_trace("sim", "liveness_ok", leader=leader, index=index, ticks=round(self.now - start, 3))
 
     def check_history(self) -> CheckResult:

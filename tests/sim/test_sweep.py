@@ -13,7 +13,7 @@ import pytest
 
 from kvstore.sim.sweep import run_sweep
 
-SWEEP_SEEDS = 320
+SWEEP_SEEDS = 480
 CHUNKS = 8
 SOAK_SEEDS = int(os.environ.get("KVSTORE_SOAK_SEEDS", "4000"))
 
