@@ -31,6 +31,7 @@ directory once, at open, and the interesting crashes are inside it.
 
 from __future__ import annotations
 
+import mmap
 import os
 import posixpath
 import random
@@ -218,24 +219,36 @@ class _OSWritableFile:
                 raise _storage_error("close", self.path, e) from e
 
 
-class _OSReadableFile:
-    """A read-only descriptor used with ``os.pread``.
+def _close_mapping(mapping: mmap.mmap | None, fd: int) -> None:
+    if mapping is not None:
+        mapping.close()
+    os.close(fd)
 
-    The descriptor closes on :meth:`close` or, failing that, when the last reference to this
-    object goes away (CPython reference counting). Readers of a storage engine rely on the
-    latter: an in-flight read that still holds a table keeps its descriptor valid even after
-    the table file was removed by a compaction.
+
+class _OSReadableFile:
+    """A read-only file, memory-mapped when it is not empty (reads are then slices, no syscall).
+
+    The mapping and descriptor close on :meth:`close` or, failing that, when the last
+    reference to this object goes away (CPython reference counting). Readers of a storage
+    engine rely on the latter: an in-flight read that still holds a table keeps its mapping
+    valid even after the table file was removed by a compaction. The files read this way are
+    immutable (tables); a file truncated under a mapping would fault.
     """
 
-    __slots__ = ("__weakref__", "_closer", "_fd", "_size", "path")
+    __slots__ = ("__weakref__", "_closer", "_fd", "_map", "_size", "path")
 
     def __init__(self, path: str, fd: int) -> None:
         self.path = path
         self._fd = fd
         self._size = os.fstat(fd).st_size
-        self._closer = weakref.finalize(self, os.close, fd)
+        self._map = mmap.mmap(fd, 0, access=mmap.ACCESS_READ) if self._size else None
+        self._closer = weakref.finalize(self, _close_mapping, self._map, fd)
 
     def read_at(self, offset: int, length: int) -> bytes:
+        if self._map is not None:
+            if self._map.closed:
+                raise StorageError(f"read {self.path}: file is closed")
+            return self._map[offset : offset + length]
         try:
             return os.pread(self._fd, length, offset)
         except OSError as e:

@@ -87,18 +87,59 @@ def seal_block(contents: bytes) -> bytes:
 
 
 class Block:
-    """A decoded block: its keys as a list (for bisect) and lazy access to values.
+    """A verified block: raw contents plus its offset arrays; the key list is decoded lazily.
 
-    Invariants: ``len(keys) == len(kinds) == len(value_bounds) - 1``; keys strictly increase.
+    A point read of a block just read from disk binary-searches the raw contents through
+    ``key_bounds`` (about log2(n) slices) instead of decoding every key; once the block is
+    used again (it came from the cache) or scanned, :attr:`keys` decodes the whole list once
+    and later searches are a C ``bisect``.
+
+    Invariants: ``len(key_bounds) == len(value_bounds) == len(kinds) + 1``; keys strictly increase.
     """
 
-    __slots__ = ("contents", "keys", "kinds", "value_bounds")
+    __slots__ = ("_keys", "contents", "key_bounds", "kinds", "value_bounds")
 
-    def __init__(self, contents: bytes, keys: list[bytes], value_bounds: tuple[int, ...], kinds: bytes) -> None:
+    def __init__(
+        self, contents: bytes, key_bounds: tuple[int, ...], value_bounds: tuple[int, ...], kinds: bytes
+    ) -> None:
         self.contents = contents
-        self.keys = keys
+        self.key_bounds = key_bounds
         self.value_bounds = value_bounds
         self.kinds = kinds
+        self._keys: list[bytes] | None = None
+
+    @property
+    def keys(self) -> list[bytes]:
+        """Every key, in order (decoded on first use)."""
+        keys = self._keys
+        if keys is None:
+            c = self.contents
+            keys = self._keys = [c[a:b] for a, b in pairwise(self.key_bounds)]
+        return keys
+
+    def find(self, key: bytes) -> int:
+        """Index of ``key`` in the block, or -1.
+
+        Complexity: O(log n) — a bisect of the decoded keys, or of the raw bytes if the keys
+        were never decoded.
+        """
+        # BEGIN SOLUTION lsm-sstable
+        keys = self._keys
+        n = len(self.kinds)
+        if keys is not None:
+            i = bisect_left(keys, key)
+            return i if i < n and keys[i] == key else -1
+        c = self.contents
+        kb = self.key_bounds
+        lo, hi = 0, n
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if c[kb[mid] : kb[mid + 1]] < key:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo if lo < n and c[kb[lo] : kb[lo + 1]] == key else -1
+        # END SOLUTION
 
     def value_at(self, i: int) -> bytes | None:
         """The value of entry ``i``, or None for a tombstone."""
@@ -110,7 +151,7 @@ class Block:
         """Values of entries ``lo..hi-1`` (tombstones as None)."""
         c = self.contents
         b = self.value_bounds
-        vals: list[bytes | None] = [c[b[i] : b[i + 1]] for i in range(lo, hi)]
+        vals: list[bytes | None] = [c[x:y] for x, y in zip(b[lo:hi], b[lo + 1 : hi + 1], strict=True)]
         kinds = self.kinds
         if 0 in kinds[lo:hi]:
             for i in range(lo, hi):
@@ -162,9 +203,8 @@ def decode_block(raw: bytes, path: str, offset: int) -> Block:
     value_bounds = (key_bounds[-1], *ends[n:])
     if value_bounds[-1] != table_at or value_bounds[0] > table_at:
         raise CorruptionError(path, offset, "block offsets do not match its size")
-    keys = [contents[a:b] for a, b in pairwise(key_bounds)]
     kinds = contents[size - 4 - n : size - 4]
-    return Block(contents, keys, value_bounds, kinds)
+    return Block(contents, key_bounds, value_bounds, kinds)
     # END SOLUTION
 
 
@@ -345,7 +385,9 @@ class TableReader:
             off, size = self._handles[i]
             blk = self._read_block(off, size)
             if fill_cache:
-                self._cache.put(key, blk, size + 40 * len(blk.keys))
+                self._cache.put(key, blk, 2 * size + 48 * len(blk.kinds))  # contents + decoded keys
+        else:
+            blk.keys  # noqa: B018 - a block used twice is worth decoding once
         return blk
 
     @property
@@ -381,9 +423,8 @@ class TableReader:
         i = bisect_left(self.index_keys, key)
         if i < len(self.index_keys):
             blk = self.block(i)
-            keys = blk.keys
-            j = bisect_left(keys, key)
-            if j < len(keys) and keys[j] == key:
+            j = blk.find(key)
+            if j >= 0:
                 return blk.value_at(j)
         self.bloom_false_positives += 1
         return MISSING
