@@ -256,6 +256,8 @@ class Simulation:
         self.stats.crashes += 1
         self.stats.writes_lost += lost
         self._sim_trace(node_id, "crashed", writes_lost=lost)
+        self.history.record(time=self.now, process=-1, type="invoke", f="nemesis", key=f"kill {node_id}",
+                            value={"writes_lost": lost})
         node.core = None
         node.waiting_writes.clear()
         node.waiting_reads.clear()
@@ -266,6 +268,7 @@ class Simulation:
         if self.nodes[node_id].core is not None:
             return
         self._sim_trace(node_id, "restarted")
+        self.history.record(time=self.now, process=-1, type="ok", f="nemesis", key=f"kill {node_id}", value=None)
         self._start_node(node_id)
         self._process(node_id)
 
