@@ -73,6 +73,7 @@ REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
 from _node_etcd import EtcdCluster, find_leader, load_stubs  # noqa: E402
+from _node_profile import summarize as summarize_profile  # noqa: E402
 
 from kvstore.client.client import AsyncClient, ClientOptions  # noqa: E402
 from kvstore.server.launcher import free_port  # noqa: E402
@@ -539,11 +540,12 @@ def start_profiler(system: System, workload: Workload, args: argparse.Namespace)
     out = Path(args.py_spy) / f"{system.name}-{workload.op}{workload.clients}-leader.txt"
     out.parent.mkdir(parents=True, exist_ok=True)
     seconds = int(args.warmup + args.duration)
-    cmd = [spy, "record", "--pid", str(pid), "--duration", str(seconds), "--format", "raw", "--nonblocking"]
+    cmd = [spy, "record", "--pid", str(pid), "--duration", str(seconds), "--format", "raw", "--nonblocking", "--gil"]
     return subprocess.Popen([*cmd, "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def stop_profiler(proc: subprocess.Popen[bytes] | None) -> None:
+    """Wait for py-spy to finish writing, then print where the leader's CPU went (bench/_node_profile.py)."""
     if proc is None:
         return
     try:
@@ -551,6 +553,10 @@ def stop_profiler(proc: subprocess.Popen[bytes] | None) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+    out = Path(proc.args[-1])  # the --output path, last on the command line
+    if out.exists():
+        for name, share in summarize_profile(out):
+            print(f"      {share * 100:5.1f}%  {name}")
 
 
 def run_one(make: Callable[[], System], workloads: Sequence[Workload], args: argparse.Namespace) -> list[PhaseResult]:
@@ -759,7 +765,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--write", action="store_true", help="write the node section of docs/PERFORMANCE.md and the plot")
     p.add_argument("--no-setup", action="store_true", help="do not apt-get / pip install the peers")
-    p.add_argument("--py-spy", metavar="DIR", help="record the kvstore leader with py-spy during each workload")
+    p.add_argument(
+        "--py-spy", metavar="DIR", help="record the kvstore leader with py-spy (--gil) during each workload, summarize"
+    )
     p.add_argument(
         "--pysyncobj-batch",
         action="store_true",
