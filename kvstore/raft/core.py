@@ -707,6 +707,9 @@ class RaftCore:
             self._send(AppendEntriesResponse(self.term, self.id, msg.leader_id, False, 0, conflict_term,
                                              conflict_index, msg.read_context))
             return
+        if self.log.truncated_at:
+            self._trace("log_truncated", from_index=self.log.truncated_at, leader=msg.leader_id)
+            self.log.truncated_at = 0
         if msg.entries and (tracked > msg.prev_log_index or any(e.type == EntryType.CONFIG_CHANGE
                                                                  for e in msg.entries)):
             self._rebuild_configs()
@@ -1159,5 +1162,32 @@ class RaftCore:
         else:
             invariant(not self.progress, "only a leader tracks progress")
         invariant(self.log.last_term() <= self.term, "no entry has a term above the node's term")
-        cfg = self._configs[-1][1]
-        invariant(cfg.voters.isdisjoint(cfg.learners), "voters and learners are disjoint")
+        self._check_read_and_transfer_invariants()
+        self._check_membership_invariants()
+        if self._pending_snapshot is not None:
+            invariant(self._pending_snapshot.meta.index == self.log.snapshot_index, "a pending snapshot is the log's")
+
+    def _check_read_and_transfer_invariants(self) -> None:
+        """Reads and transfers exist only on a leader; a read's index never exceeds the commit index."""
+        if self.role != Role.LEADER:
+            invariant(not (self._read_rounds or self._read_queue or self._reads_waiting_commit),
+                      "only a leader holds pending reads")
+            invariant(self.transferee is None, "only a leader transfers leadership")
+            return
+        for index, _, acks in self._read_rounds.values():
+            invariant(index <= self.log.commit_index and self.id in acks, "a read round is at or below commit")
+        if self.transferee is not None:
+            invariant(self.transferee in self.config.voters, "the transfer target is a voter")
+
+    def _check_membership_invariants(self) -> None:
+        """Single-server changes: each configuration differs from the previous by at most one voter;
+        voters and learners are disjoint; a leader has at most one uncommitted configuration."""
+        prev: Configuration | None = None
+        for _, cfg in self._configs:
+            invariant(cfg.voters.isdisjoint(cfg.learners), "voters and learners are disjoint")
+            if prev is not None and prev.voters:
+                invariant(len(prev.voters ^ cfg.voters) <= 1, "a configuration change adds or removes one voter")
+            prev = cfg
+        if self.role == Role.LEADER:
+            uncommitted = sum(1 for i, _ in self._configs if i > self.log.commit_index)
+            invariant(uncommitted <= 1, "a leader has at most one uncommitted configuration change")

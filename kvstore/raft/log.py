@@ -38,6 +38,7 @@ class RaftLog:
         self.applied_index = snapshot_index
         self.stable_index = self.last_index()
         self._checked_upto = snapshot_index  # entries up to here passed check_invariants
+        self.truncated_at = 0  # first index removed by the last truncation (0: none); the core traces and clears it
 
     # -- reading ----------------------------------------------------------
 
@@ -140,6 +141,7 @@ class RaftLog:
         del self.entries[index - self.snapshot_index - 1 :]
         self.stable_index = min(self.stable_index, index - 1)
         self._checked_upto = min(self._checked_upto, index - 1)
+        self.truncated_at = index
 
     def maybe_append(self, prev_log_index: int, prev_log_term: int, entries: tuple[Entry, ...]) -> int | None:
         """Follower side of AppendEntries (Raft paper, Figure 2, receiver steps 2-4).
