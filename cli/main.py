@@ -235,6 +235,19 @@ cli.add_command(cluster)
 cli.add_command(logs)
 
 
+@cli.command(
+    name="sim",
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
+    add_help_option=False,
+)
+@click.pass_context
+def sim(ctx: click.Context) -> None:
+    """Run the deterministic Raft simulator (`kv sim --help` for its options)."""
+    from .sim_cmd import sim as sim_command  # imported on use: the simulator is not needed by data commands
+
+    sim_command.main(args=ctx.args, prog_name="kv sim", standalone_mode=True)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="kv")

@@ -125,6 +125,17 @@ class TraceConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TestingConfig:
+    """Switches for fault injection and planted bugs. Off by default; never for production.
+
+    ``allow_fault_injection``: accept the InjectFaults admin RPC (the test
+    harness's partitions, drops and delays).
+    """
+
+    allow_fault_injection: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     """Everything a node process needs, read from one TOML file."""
 
@@ -133,6 +144,7 @@ class NodeConfig:
     raft: RaftConfig = field(default_factory=RaftConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     trace: TraceConfig = field(default_factory=TraceConfig)
+    testing: TestingConfig = field(default_factory=TestingConfig)
 
     def validate(self) -> None:
         """Peer ids are unique and differ from this node's id."""

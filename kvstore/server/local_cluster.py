@@ -41,8 +41,11 @@ if TYPE_CHECKING:
 Progress = Callable[[str], None]
 
 
-def create_cluster(directory: Path, *, shards: int, replicas: int) -> Path:
+def create_cluster(directory: Path, *, shards: int, replicas: int, extra_config: str = "") -> Path:
     """Write configs and a cluster file for ``shards`` x ``replicas`` nodes; return the cluster file.
+
+    ``extra_config`` is TOML appended to every node's config (for example a
+    ``[raft]`` section with faster ticks, or ``[testing]`` switches).
 
     Raises:
         InvalidArgument: non-positive counts, or ``directory`` already holds a cluster.
@@ -62,14 +65,15 @@ def create_cluster(directory: Path, *, shards: int, replicas: int) -> Path:
             config = directory / node_id / "node.toml"
             members.append(ReplicaSpec(node_id, f"127.0.0.1:{free_port()}", config=str(config.resolve())))
         for r in members:
-            _write_node_config(Path(r.config), r, shard=f"s{s}", peers=[p for p in members if p.id != r.id])
+            peers = [p for p in members if p.id != r.id]
+            _write_node_config(Path(r.config), r, shard=f"s{s}", peers=peers, extra=extra_config)
         specs.append(ShardSpec(f"s{s}", members))
     cluster_file = directory / "cluster.toml"
     cluster_file.write_text(dump_cluster(ClusterMap(specs)))
     return cluster_file
 
 
-def _write_node_config(path: Path, me: ReplicaSpec, *, shard: str, peers: list[ReplicaSpec]) -> None:
+def _write_node_config(path: Path, me: ReplicaSpec, *, shard: str, peers: list[ReplicaSpec], extra: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [
         "[node]",
@@ -81,7 +85,7 @@ def _write_node_config(path: Path, me: ReplicaSpec, *, shard: str, peers: list[R
     ]
     for p in peers:
         lines += ["[[peers]]", f"id = {json.dumps(p.id)}", f"address = {json.dumps(p.address)}", ""]
-    path.write_text("\n".join(lines))
+    path.write_text("\n".join(lines) + extra)
 
 
 @dataclass
@@ -123,6 +127,8 @@ class LocalCluster:
         self.map = load_cluster(str(cluster_file))
         self.progress = progress or (lambda _msg: None)
         self.nodes = {r.id: LocalNode(s.name, r) for s in self.map.shards for r in s.replicas}
+        # Processes this object started, kept so they can be reaped (a CLI run leaves them detached).
+        self._children: dict[str, NodeProcess] = {}
         for node in self.nodes.values():
             if not node.spec.config:
                 raise errors.ConfigError(f"{cluster_file}: node {node.spec.id} has no config path; not a local cluster")
@@ -137,6 +143,13 @@ class LocalCluster:
             raise errors.ConfigError(f"no node {node_id!r} in {self.cluster_file} (nodes: {', '.join(self.nodes)})")
         return self.nodes[node_id]
 
+    def is_running(self, node_id: str) -> bool:
+        """Whether the node's process is alive (a child we just started counts before it has exec'd)."""
+        child = self._children.get(node_id)
+        if child is not None:
+            return child.alive()
+        return self.node(node_id).running_pid() is not None
+
     def start(self, node_id: str) -> int:
         """Start one node (if it is not running); return its pid."""
         node = self.node(node_id)
@@ -144,6 +157,7 @@ class LocalCluster:
         if pid is not None:
             return pid
         proc = node.process().start()
+        self._children[node_id] = proc
         node.pid_file.write_text(f"{proc.pid}\n")
         return proc.pid
 
@@ -171,10 +185,10 @@ class LocalCluster:
                 missing = [s.name for s in self.map.shards if s.name not in leaders]
                 if not missing:
                     return leaders
-                for node in self.nodes.values():
-                    if node.running_pid() is None:
+                for node_id, node in self.nodes.items():
+                    if not self.is_running(node_id):
                         tail = node.process().log_tail()
-                        raise errors.Unavailable(f"node {node.spec.id} is not running: {tail}")
+                        raise errors.Unavailable(f"node {node_id} is not running: {tail}")
                 if time.monotonic() > deadline:
                     raise errors.Unavailable(f"no leader after {timeout_s:.0f}s for shard(s) {', '.join(missing)}")
                 if len(leaders) != last_count:
@@ -218,9 +232,15 @@ class LocalCluster:
         if pid is None:
             raise errors.Unavailable(f"node {node_id} is not running")
         os.kill(pid, signal.SIGKILL)
+        self._reap(node_id)
         _wait_gone(pid, timeout_s=10)
         node.pid_file.unlink(missing_ok=True)
         return pid
+
+    def _reap(self, node_id: str, timeout_s: float = 10.0) -> None:
+        child = self._children.pop(node_id, None)
+        if child is not None:
+            child.wait(timeout_s)
 
     def restart(self, node_id: str, *, timeout_s: float = 30.0) -> int:
         """Start a stopped or killed node again and wait until it answers; return its pid."""
@@ -238,9 +258,13 @@ class LocalCluster:
         pid = node.running_pid()
         if pid is not None:
             os.kill(pid, signal.SIGTERM)
+            if node_id in self._children:
+                self._reap(node_id, grace_s)
             if not _wait_gone(pid, timeout_s=grace_s):
                 os.kill(pid, signal.SIGKILL)
+                self._reap(node_id)
                 _wait_gone(pid, timeout_s=5)
+        self._reap(node_id)
         node.pid_file.unlink(missing_ok=True)
 
     def down(self) -> int:

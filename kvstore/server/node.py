@@ -1,21 +1,23 @@
 """The node process: ``kv node --config FILE``.
 
-Theory of operation. One asyncio event loop (uvloop where installed) owns a
-gRPC server and the backend behind the ``KV`` service. The node starts,
-prints one "serving" line to stderr (tests and the demo wait for it, and it
-tells a person the node is up), then runs until SIGTERM, SIGINT or the
-``Shutdown`` RPC. Shutdown is graceful: the service refuses new requests at
-once (``SHUTTING_DOWN``, a definite error), the server lets accepted requests
-finish for up to the grace period, and the trace file is closed last.
+Theory of operation. One asyncio event loop (uvloop where installed) runs a
+gRPC server with two services: ``KV`` for clients (:mod:`kvstore.server.service`)
+and ``Raft`` for peers (:mod:`kvstore.server.transport`), in front of one
+:class:`~kvstore.server.runtime.RaftNode` (Raft core, durable log, LSM state
+machine). The node prints one "serving" line to stderr when it listens, then
+runs until SIGTERM, SIGINT or the ``Shutdown`` RPC.
 
-Today the backend is the temporary standalone in-memory store; the Raft
-issue replaces it with the replicated state machine, leaving this shell as is.
+Shutdown is graceful: the KV service refuses new requests at once
+(``SHUTTING_DOWN``, a definite error); the Raft node lets accepted writes
+finish for up to the grace period; the gRPC server stops; the log and engine
+are closed; the trace file is closed last.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import sys
 import time
@@ -24,9 +26,11 @@ import grpc
 
 from kvstore import errors, limits
 from kvstore.config import NodeConfig
-from kvstore.server.service import KVService, StandaloneBackend
+from kvstore.server.runtime import RaftNode, ReplicatedBackend
+from kvstore.server.service import KVService
+from kvstore.server.transport import RaftService
 from kvstore.trace import NULL_TRACER, JsonLinesTracer, TraceEvent, Tracer
-from kvstore.wire import kv_pb2_grpc
+from kvstore.wire import kv_pb2, kv_pb2_grpc, raft_pb2_grpc
 
 GRPC_OPTIONS = [
     ("grpc.max_send_message_length", limits.MAX_MESSAGE_BYTES),
@@ -57,13 +61,8 @@ async def serve(config: NodeConfig) -> None:
 
     Raises:
         Unavailable: the listen address cannot be bound.
-        StorageError: the data directory cannot be created.
+        StorageError / CorruptionError: the data directory cannot be used.
     """
-    if config.peers:
-        raise errors.ConfigError(
-            f"node {config.node.id} has [[peers]], but this build's node cannot replicate yet "
-            "(standalone, temporary in-memory store): use one replica per shard for now"
-        )
     try:
         os.makedirs(config.node.data_dir, exist_ok=True)
     except OSError as exc:
@@ -76,34 +75,60 @@ async def serve(config: NodeConfig) -> None:
         grace[0] = grace_seconds
         stop.set()
 
-    backend = StandaloneBackend(node_id=config.node.id, shard=config.node.shard)
-    service = KVService(backend, on_shutdown=on_shutdown, tracer=tracer, clock=time.time)
+    raft = RaftNode(config, tracer=tracer)
+    await raft.start()
+    backend = ReplicatedBackend(raft)
+
+    def inject(request: kv_pb2.InjectFaultsRequest) -> int:
+        f = raft.transport.faults
+        f.isolate_from = set(request.isolate_from)
+        f.drop_rate = request.drop_rate
+        f.delay_ms = request.delay_ms
+        f.rng = random.Random(request.seed)
+        return f.dropped
+
+    service = KVService(
+        backend,
+        on_shutdown=on_shutdown,
+        tracer=tracer,
+        clock=time.time,
+        fault_injector=inject if config.testing.allow_fault_injection else None,
+    )
     server = grpc.aio.server(options=GRPC_OPTIONS)
     kv_pb2_grpc.add_KVServicer_to_server(service, server)
+    raft_pb2_grpc.add_RaftServicer_to_server(
+        RaftService(raft.transport, incoming_snapshot_dir=raft.incoming_snapshot_path), server
+    )
     try:
         port = server.add_insecure_port(config.node.listen)
     except RuntimeError:
         port = 0
     if port == 0:
+        await raft.stop(0)
         raise errors.Unavailable(f"cannot listen on {config.node.listen} (address in use or not local?)")
     await server.start()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, service.begin_shutdown, 5.0)
-    trace = TraceEvent(time.time(), config.node.id, 0, "standalone", "node_started", {"listen": config.node.listen})
-    tracer.emit(trace)
+    tracer.emit(TraceEvent(time.time(), config.node.id, 0, "", "node_started", {"listen": config.node.listen}))
     print(
         f"kv node {config.node.id}: serving shard {config.node.shard} on {config.node.listen} "
-        f"(standalone, temporary in-memory store; pid {os.getpid()})",
+        f"with {len(config.peers)} peer(s) (pid {os.getpid()})",
         file=sys.stderr,
         flush=True,
     )
-    await stop.wait()
-    await server.stop(grace[0])
-    tracer.emit(TraceEvent(time.time(), config.node.id, 0, "standalone", "node_stopped", {}))
+    failed = asyncio.ensure_future(raft.stopped.wait())
+    await asyncio.wait([asyncio.ensure_future(stop.wait()), failed], return_when=asyncio.FIRST_COMPLETED)
+    if raft.failure is not None:
+        print(f"kv node {config.node.id}: failed: {raft.failure}", file=sys.stderr, flush=True)
+    await raft.stop(grace[0])
+    await server.stop(1.0)
+    tracer.emit(TraceEvent(time.time(), config.node.id, 0, "", "node_stopped", {}))
     if isinstance(tracer, JsonLinesTracer):
         tracer.close()
     print(f"kv node {config.node.id}: stopped", file=sys.stderr, flush=True)
+    if raft.failure is not None:
+        raise errors.StorageError(f"node stopped after a failure: {raft.failure}")
 
 
 def run_node(config: NodeConfig) -> None:

@@ -151,8 +151,10 @@ class KVService(kv_pb2_grpc.KVServicer):
         on_shutdown: Callable[[float], None],
         tracer: Tracer = NULL_TRACER,
         clock: Callable[[], float] | None = None,
+        fault_injector: Callable[[kv_pb2.InjectFaultsRequest], int] | None = None,
     ) -> None:
         self.backend = backend
+        self.fault_injector = fault_injector
         self.shutting_down = False
         self.in_flight = 0
         self._on_shutdown = on_shutdown
@@ -292,6 +294,20 @@ class KVService(kv_pb2_grpc.KVServicer):
         grace = request.grace_seconds if request.grace_seconds > 0 else 5.0
         self.begin_shutdown(grace)
         return kv_pb2.ShutdownResponse()
+
+    async def InjectFaults(self, request: kv_pb2.InjectFaultsRequest, context: Context) -> kv_pb2.InjectFaultsResponse:
+        """Testing only: set the peer transport's faults; refused unless the config allows it."""
+        if self.fault_injector is None:
+            refusal = errors.InvalidArgument(
+                "fault injection is disabled on this node; set [testing] allow_fault_injection = true"
+            )
+            return _error_reply(kv_pb2.InjectFaultsResponse, refusal)
+        if not 0.0 <= request.drop_rate < 1.0:
+            return _error_reply(kv_pb2.InjectFaultsResponse, errors.InvalidArgument("drop_rate must be in [0, 1)"))
+        dropped = self.fault_injector(request)
+        self._trace("faults_injected", isolate_from=list(request.isolate_from), drop_rate=request.drop_rate,
+                    delay_ms=request.delay_ms)
+        return kv_pb2.InjectFaultsResponse(dropped_messages=dropped)
 
     def begin_shutdown(self, grace_seconds: float) -> None:
         """Refuse new requests from now on and ask the node to stop (idempotent)."""

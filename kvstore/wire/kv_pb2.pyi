@@ -652,3 +652,67 @@ class ShutdownResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ShutdownResponse: _TypeAlias = ShutdownResponse  # noqa: Y015
+
+@_typing.final
+class InjectFaultsRequest(_message.Message):
+    """InjectFaults: replace this node's peer-transport fault settings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ISOLATE_FROM_FIELD_NUMBER: _builtins.int
+    DROP_RATE_FIELD_NUMBER: _builtins.int
+    DELAY_MS_FIELD_NUMBER: _builtins.int
+    SEED_FIELD_NUMBER: _builtins.int
+    drop_rate: _builtins.float
+    """Probability in [0, 1) of dropping any other Raft message, sent or received."""
+    delay_ms: _builtins.int
+    """Extra delay added to every outgoing Raft message, in milliseconds."""
+    seed: _builtins.int
+    """Seed of the drop decisions (so a harness run can be replayed)."""
+    @_builtins.property
+    def isolate_from(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Drop every Raft message to and from these node ids (a partition, one side of it)."""
+
+    def __init__(
+        self,
+        *,
+        isolate_from: _abc.Iterable[_builtins.str] | None = ...,
+        drop_rate: _builtins.float = ...,
+        delay_ms: _builtins.int = ...,
+        seed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delay_ms", b"delay_ms", "drop_rate", b"drop_rate", "isolate_from", b"isolate_from", "seed", b"seed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InjectFaultsRequest: _TypeAlias = InjectFaultsRequest  # noqa: Y015
+
+@_typing.final
+class InjectFaultsResponse(_message.Message):
+    """Result of InjectFaults."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ERROR_FIELD_NUMBER: _builtins.int
+    DROPPED_MESSAGES_FIELD_NUMBER: _builtins.int
+    dropped_messages: _builtins.int
+    """Raft messages dropped by faults since the node started (proves faults took effect)."""
+    @_builtins.property
+    def error(self) -> Global___Error:
+        """Set on failure (fault injection not allowed by the node's config)."""
+
+    def __init__(
+        self,
+        *,
+        error: Global___Error | None = ...,
+        dropped_messages: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dropped_messages", b"dropped_messages", "error", b"error"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InjectFaultsResponse: _TypeAlias = InjectFaultsResponse  # noqa: Y015

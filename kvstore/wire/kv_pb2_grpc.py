@@ -70,6 +70,11 @@ class KVStub:
                 request_serializer=kvstore_dot_wire_dot_kv__pb2.ShutdownRequest.SerializeToString,
                 response_deserializer=kvstore_dot_wire_dot_kv__pb2.ShutdownResponse.FromString,
                 _registered_method=True)
+        self.InjectFaults = channel.unary_unary(
+                '/kvstore.v1.KV/InjectFaults',
+                request_serializer=kvstore_dot_wire_dot_kv__pb2.InjectFaultsRequest.SerializeToString,
+                response_deserializer=kvstore_dot_wire_dot_kv__pb2.InjectFaultsResponse.FromString,
+                _registered_method=True)
 
 
 class KVServicer:
@@ -125,6 +130,15 @@ class KVServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def InjectFaults(self, request, context):
+        """Testing only: make this node's peer transport drop or delay Raft messages
+        (the fault seam of the test harness). Refused unless the node's config
+        sets [testing] allow_fault_injection = true.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KVServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -162,6 +176,11 @@ def add_KVServicer_to_server(servicer, server):
                     servicer.Shutdown,
                     request_deserializer=kvstore_dot_wire_dot_kv__pb2.ShutdownRequest.FromString,
                     response_serializer=kvstore_dot_wire_dot_kv__pb2.ShutdownResponse.SerializeToString,
+            ),
+            'InjectFaults': grpc.unary_unary_rpc_method_handler(
+                    servicer.InjectFaults,
+                    request_deserializer=kvstore_dot_wire_dot_kv__pb2.InjectFaultsRequest.FromString,
+                    response_serializer=kvstore_dot_wire_dot_kv__pb2.InjectFaultsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -354,6 +373,33 @@ class KV:
             '/kvstore.v1.KV/Shutdown',
             kvstore_dot_wire_dot_kv__pb2.ShutdownRequest.SerializeToString,
             kvstore_dot_wire_dot_kv__pb2.ShutdownResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def InjectFaults(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kvstore.v1.KV/InjectFaults',
+            kvstore_dot_wire_dot_kv__pb2.InjectFaultsRequest.SerializeToString,
+            kvstore_dot_wire_dot_kv__pb2.InjectFaultsResponse.FromString,
             options,
             channel_credentials,
             insecure,

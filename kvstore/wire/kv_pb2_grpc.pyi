@@ -58,6 +58,11 @@ class KVStub:
     """Role, term, indexes and storage figures of this node."""
     Shutdown: _grpc.UnaryUnaryMultiCallable[_kv_pb2.ShutdownRequest, _kv_pb2.ShutdownResponse]
     """Ask the node to shut down gracefully: finish accepted work, refuse new work."""
+    InjectFaults: _grpc.UnaryUnaryMultiCallable[_kv_pb2.InjectFaultsRequest, _kv_pb2.InjectFaultsResponse]
+    """Testing only: make this node's peer transport drop or delay Raft messages
+    (the fault seam of the test harness). Refused unless the node's config
+    sets [testing] allow_fault_injection = true.
+    """
 
 @_typing.type_check_only
 class KVAsyncStub(KVStub):
@@ -78,6 +83,11 @@ class KVAsyncStub(KVStub):
     """Role, term, indexes and storage figures of this node."""
     Shutdown: _aio.UnaryUnaryMultiCallable[_kv_pb2.ShutdownRequest, _kv_pb2.ShutdownResponse]  # type: ignore[assignment]
     """Ask the node to shut down gracefully: finish accepted work, refuse new work."""
+    InjectFaults: _aio.UnaryUnaryMultiCallable[_kv_pb2.InjectFaultsRequest, _kv_pb2.InjectFaultsResponse]  # type: ignore[assignment]
+    """Testing only: make this node's peer transport drop or delay Raft messages
+    (the fault seam of the test harness). Refused unless the node's config
+    sets [testing] allow_fault_injection = true.
+    """
 
 class KVServicer(metaclass=_abc_1.ABCMeta):
     """Client operations and node administration."""
@@ -137,5 +147,16 @@ class KVServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_kv_pb2.ShutdownResponse, _abc.Awaitable[_kv_pb2.ShutdownResponse]]:
         """Ask the node to shut down gracefully: finish accepted work, refuse new work."""
+
+    @_abc_1.abstractmethod
+    def InjectFaults(
+        self,
+        request: _kv_pb2.InjectFaultsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_kv_pb2.InjectFaultsResponse, _abc.Awaitable[_kv_pb2.InjectFaultsResponse]]:
+        """Testing only: make this node's peer transport drop or delay Raft messages
+        (the fault seam of the test harness). Refused unless the node's config
+        sets [testing] allow_fault_injection = true.
+        """
 
 def add_KVServicer_to_server(servicer: KVServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -268,8 +268,9 @@ Global___RequestVoteResponse: _TypeAlias = RequestVoteResponse  # noqa: Y015
 
 @_typing.final
 class InstallSnapshotChunk(_message.Message):
-    """One piece of a snapshot. The first chunk carries the metadata; all chunks
-    carry the leader's term, so a stale stream is refused.
+    """One piece of a snapshot. Every chunk carries the metadata and the leader's
+    term (so a stale stream is refused). The chunks' data, concatenated, is the
+    snapshot archive (see kvstore/server/transport.py: a sequence of files).
     """
 
     DESCRIPTOR: _descriptor.Descriptor

@@ -1,0 +1,508 @@
+"""The node runtime: one Raft core driven by asyncio, in front of the KV state machine.
+
+Theory of operation. One task, the *node loop*, owns the :class:`RaftCore`.
+Everything that wants the core — ticks from a timer, messages from peers,
+proposals and reads from clients — goes through a bounded inbox; the loop
+takes a batch of inputs, feeds them to the core, and then runs one **Ready
+cycle**::
+
+    rd = core.ready()
+    persist rd (snapshot, entries, hard state) and fsync ONCE   -- in a worker thread
+    send rd.messages                                             -- only after the fsync
+    install rd.snapshot into the state machine, if any
+    apply rd.committed_entries, in order                         -- in a worker thread
+    answer the clients whose proposals were applied
+    release reads whose ReadIndex is now applied
+    core.advance(rd)
+
+While a worker thread fsyncs, the loop is parked, but the inbox keeps
+filling; the next cycle takes everything that arrived at once, so many
+client writes share one fsync (group commit) without any timer.
+
+**Proposals.** A client write becomes a command, proposed at index *i* in
+term *t*. When index *i* is applied, the entry there either is ours (same
+term: answer with its result) or is another leader's (our command was
+overwritten and will never apply: a definite failure the client retries).
+
+**Reads** use ReadIndex: the core confirms leadership with one heartbeat
+round shared by every read that arrived meanwhile, then the read is served
+once the state machine has applied the confirmed index.
+
+**Snapshots.** When the log grows past ``snapshot_threshold_entries`` applied
+entries, the state machine is checkpointed (hard links to immutable SSTables),
+the core compacts its log, and the durable log drops the covered segments.
+A lagging follower receives the checkpoint as a stream of chunks.
+
+**Shutdown** stops taking inputs, lets accepted proposals finish for the
+grace period, then closes the transport, the log and the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from kvstore import errors, limits
+from kvstore.config import NodeConfig
+from kvstore.fs import OSFileSystem
+from kvstore.invariants import InvariantViolation
+from kvstore.raft.core import RaftConfig, RaftCore, ReadState, Ready, Role
+from kvstore.raft.messages import Message
+from kvstore.raft.storage import LogStorage, persist_ready
+from kvstore.server.memory_store import CasResult
+from kvstore.server.service import NodeStatus
+from kvstore.server.state_machine import Command, KVStateMachine, encode_command
+from kvstore.server.transport import PeerTransport
+from kvstore.trace import NULL_TRACER, TraceEvent, Tracer
+
+# How many inbox items the loop feeds to the core before running a Ready cycle:
+# large enough to batch a burst of proposals into one fsync, small enough that
+# ticks and peer messages are not starved.
+MAX_INPUTS_PER_CYCLE = 512
+
+
+class NodeLogStorage(LogStorage, Protocol):
+    """The durable Raft log as the node uses it: LogStorage plus size and close."""
+
+    def log_bytes(self) -> int:
+        """Bytes of log on disk."""
+        ...
+
+    def close(self) -> None:
+        """Release files."""
+        ...
+
+
+def _durable_log(directory: str) -> NodeLogStorage:
+    from kvstore.server.raft_log import DurableRaftLog
+
+    return DurableRaftLog.open(directory, fs=OSFileSystem())
+
+
+@dataclass
+class _Proposal:
+    term: int
+    future: asyncio.Future[object]
+
+
+class RaftNode:
+    """One replica: the node loop, the durable log, the state machine and the transport."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        *,
+        tracer: Tracer = NULL_TRACER,
+        storage_factory: Callable[[str], NodeLogStorage] | None = None,
+    ) -> None:
+        self.config = config
+        self._storage_factory = storage_factory or _durable_log
+        self.id = config.node.id
+        self.tracer = tracer
+        self.addresses = {p.id: p.address for p in config.peers} | {self.id: config.node.listen}
+        data = config.node.data_dir
+        self.raft_dir = os.path.join(data, "raft")
+        self.engine_dir = os.path.join(data, "engine")
+        self.snapshots_dir = os.path.join(data, "snapshots")
+        self.storage: NodeLogStorage | None = None
+        self.sm: KVStateMachine | None = None
+        self.core: RaftCore | None = None
+        self.transport = PeerTransport(
+            self.id,
+            {p.id: p.address for p in config.peers},
+            deliver=self.deliver,
+            snapshot_dir=self.snapshot_path,
+            reply_timeout_s=config.raft.election_timeout_ticks * config.raft.tick_ms / 1000,
+            request_timeout_s=max(1.0, 4 * config.raft.election_timeout_ticks * config.raft.tick_ms / 1000),
+            tracer=tracer,
+        )
+        self._inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue(maxsize=limits.MAX_PENDING_PROPOSALS)
+        self._proposals: dict[int, _Proposal] = {}
+        self._reads: dict[bytes, asyncio.Future[None]] = {}
+        self._confirmed_reads: list[tuple[ReadState, asyncio.Future[None]]] = []
+        self._read_seq = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self.failure: BaseException | None = None
+        self.stopped = asyncio.Event()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Open storage and state machine, build the core, start the loop, ticker and transport."""
+        loop = asyncio.get_running_loop()
+        os.makedirs(self.snapshots_dir, exist_ok=True)
+        storage = await loop.run_in_executor(None, self._storage_factory, self.raft_dir)
+        self.storage = storage
+        restore = await loop.run_in_executor(None, storage.load)
+        self.sm = await loop.run_in_executor(None, lambda: KVStateMachine.open(self.engine_dir))
+        if restore.snapshot is not None and self.sm.applied_index < restore.snapshot.meta.index:
+            await loop.run_in_executor(None, self.sm.restore_from, self.snapshot_path(restore.snapshot.data))
+        from dataclasses import replace
+
+        restore = replace(restore, applied_index=self.sm.applied_index)
+        rc = self.config.raft
+        self.core = RaftCore(
+            self.id,
+            peers=[self.id, *(p.id for p in self.config.peers)],
+            rng=random.Random(int.from_bytes(os.urandom(8), "big")),
+            config=RaftConfig(
+                election_timeout_ticks=rc.election_timeout_ticks,
+                heartbeat_interval_ticks=rc.heartbeat_ticks,
+                pre_vote=rc.pre_vote,
+                check_quorum=rc.check_quorum,
+            ),
+            restore=restore,
+            tracer=self.tracer,
+            clock=time.time,
+        )
+        self.transport.start()
+        self._tasks = [loop.create_task(self._node_loop()), loop.create_task(self._ticker())]
+
+    async def stop(self, grace_s: float) -> None:
+        """Refuse new work, let accepted proposals finish (up to ``grace_s``), then close everything."""
+        self._stopping = True
+        deadline = asyncio.get_running_loop().time() + grace_s
+        while self._proposals and asyncio.get_running_loop().time() < deadline and self.failure is None:
+            await asyncio.sleep(0.01)
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for p in self._proposals.values():
+            if not p.future.done():
+                p.future.set_exception(errors.OutcomeUnknown("the node shut down before the write was known"))
+        for f in self._reads.values():
+            if not f.done():
+                f.set_exception(errors.ShuttingDown("the node shut down"))
+        await self.transport.close()
+        loop = asyncio.get_running_loop()
+        if self.storage is not None:
+            await loop.run_in_executor(None, self.storage.close)
+        if self.sm is not None:
+            await loop.run_in_executor(None, self.sm.close)
+        self.stopped.set()
+
+    # ------------------------------------------------------------------ inputs
+
+    def deliver(self, msg: Message) -> None:
+        """A message from a peer (called by the transport)."""
+        self._offer(("msg", msg))
+
+    def _offer(self, item: tuple[Any, ...]) -> bool:
+        if self._stopping:
+            return False
+        try:
+            self._inbox.put_nowait(item)
+            return True
+        except asyncio.QueueFull:
+            return False
+
+    async def propose(self, cmd: Command) -> object:
+        """Replicate and apply one command; return its result.
+
+        Raises:
+            NotLeaderError: with the leader's *address* as hint.
+            Unavailable / ShuttingDown: refused (definite).
+            OutcomeUnknown: leadership was lost and it is not known whether it applied.
+        """
+        self._check_serving()
+        fut: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        if not self._offer(("propose", encode_command(cmd), fut)):
+            raise errors.Unavailable("node is overloaded: too many pending requests")
+        result = await fut
+        if isinstance(result, errors.KVError):
+            raise result
+        return result
+
+    async def linearizable_read(self) -> None:
+        """Return once a read may be served linearizably from the local state machine (ReadIndex)."""
+        self._check_serving()
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._read_seq += 1
+        if not self._offer(("read", self._read_seq.to_bytes(8, "big"), fut)):
+            raise errors.Unavailable("node is overloaded: too many pending requests")
+        await fut
+
+    def _check_serving(self) -> None:
+        if self.failure is not None:
+            raise errors.Unavailable(f"node has failed: {self.failure}")
+        if self._stopping:
+            raise errors.ShuttingDown("node is shutting down; not accepting new requests")
+
+    def _not_leader(self) -> errors.NotLeaderError:
+        leader = self.core.leader_id if self.core else None
+        return errors.NotLeaderError(self.addresses.get(leader or "", ""))
+
+    # ------------------------------------------------------------------ the loop
+
+    async def _ticker(self) -> None:
+        interval = self.config.raft.tick_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            self._offer(("tick",))
+
+    async def _node_loop(self) -> None:
+        try:
+            while True:
+                item = await self._inbox.get()
+                self._handle(item)
+                for _ in range(MAX_INPUTS_PER_CYCLE):
+                    if self._inbox.empty():
+                        break
+                    self._handle(self._inbox.get_nowait())
+                core = self.core
+                assert core is not None
+                while core.has_ready():
+                    await self._ready_cycle(core.ready())
+                await self._maybe_snapshot()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # storage failure or a broken invariant: stop serving, loudly
+            self.failure = exc
+            self._trace("node_failed", error=repr(exc))
+            self._fail_waiters(errors.OutcomeUnknown(f"node failed: {exc}"))
+            self.stopped.set()
+            raise
+
+    def _handle(self, item: tuple[Any, ...]) -> None:
+        core = self.core
+        assert core is not None
+        kind = item[0]
+        if kind == "tick":
+            core.tick()
+        elif kind == "msg":
+            try:
+                core.step(item[1])
+            except InvariantViolation:
+                raise
+            except Exception as exc:  # a malformed message from a peer must not crash the node
+                self._trace("bad_peer_message", error=repr(exc))
+        elif kind == "propose":
+            _, data, fut = item
+            try:
+                index = core.propose(data)
+            except errors.NotLeaderError:
+                fut.set_exception(self._not_leader())
+            except errors.KVError as exc:
+                fut.set_exception(exc)
+            else:
+                self._proposals[index] = _Proposal(core.term, fut)
+        elif kind == "read":
+            _, ctx, fut = item
+            try:
+                core.read_index(ctx)
+            except errors.NotLeaderError:
+                fut.set_exception(self._not_leader())
+            else:
+                self._reads[ctx] = fut
+
+    async def _ready_cycle(self, rd: Ready) -> None:
+        core, sm, storage = self.core, self.sm, self.storage
+        assert core is not None and sm is not None and storage is not None
+        loop = asyncio.get_running_loop()
+        if rd.snapshot is not None or rd.entries or rd.hard_state is not None:
+            await loop.run_in_executor(None, persist_ready, storage, rd)
+        for m in rd.messages:
+            self.transport.send(m)
+        if rd.snapshot is not None:
+            await loop.run_in_executor(None, sm.restore_from, self.snapshot_path(rd.snapshot.data))
+        if rd.committed_entries:
+            results = await loop.run_in_executor(None, lambda: [sm.apply(e) for e in rd.committed_entries])
+            for entry, result in zip(rd.committed_entries, results, strict=True):
+                waiter = self._proposals.pop(entry.index, None)
+                if waiter is None or waiter.future.done():
+                    continue
+                if waiter.term == entry.term:
+                    waiter.future.set_result(result)
+                else:
+                    waiter.future.set_exception(
+                        errors.Unavailable("leadership changed before the write committed; it was not applied")
+                    )
+        for rs in rd.read_states:
+            fut = self._reads.pop(rs.context, None)
+            if fut is not None:
+                self._confirmed_reads.append((rs, fut))
+        for ctx in rd.rejected_reads:
+            fut = self._reads.pop(ctx, None)
+            if fut is not None and not fut.done():
+                fut.set_exception(self._not_leader())
+        self._release_reads(sm.applied_index)
+        core.advance(rd)
+        if core.role != Role.LEADER:
+            self._fail_reads_on_step_down()
+
+    def _release_reads(self, applied: int) -> None:
+        still: list[tuple[ReadState, asyncio.Future[None]]] = []
+        for rs, fut in self._confirmed_reads:
+            if rs.index <= applied:
+                if not fut.done():
+                    fut.set_result(None)
+            else:
+                still.append((rs, fut))
+        self._confirmed_reads = still
+
+    def _fail_reads_on_step_down(self) -> None:
+        for _, fut in self._confirmed_reads:
+            if not fut.done():
+                fut.set_exception(self._not_leader())
+        self._confirmed_reads = []
+
+    def _fail_waiters(self, exc: errors.KVError) -> None:
+        for p in self._proposals.values():
+            if not p.future.done():
+                p.future.set_exception(exc)
+        for f in self._reads.values():
+            if not f.done():
+                f.set_exception(exc)
+
+    # ------------------------------------------------------------------ snapshots
+
+    def snapshot_path(self, token: bytes) -> str:
+        """The folder holding the files of the snapshot named by ``token``."""
+        name = token.decode("ascii", errors="replace")
+        if not name or "/" in name or name.startswith("."):
+            raise errors.CorruptionError(self.snapshots_dir, -1, f"bad snapshot token {token!r}")
+        return os.path.join(self.snapshots_dir, name)
+
+    def incoming_snapshot_path(self, index: int, term: int) -> str:
+        """Where a snapshot received from the leader is unpacked."""
+        return self.snapshot_path(_token(index, term))
+
+    async def _maybe_snapshot(self) -> None:
+        core, sm, storage = self.core, self.sm, self.storage
+        assert core is not None and sm is not None and storage is not None
+        threshold = self.config.raft.snapshot_threshold_entries
+        applied = core.log.applied_index
+        if applied - core.log.snapshot_index < threshold or core.has_ready():
+            return
+        term = core.log.term(applied)
+        if term is None:
+            return
+        token = _token(applied, term)
+        path = self.snapshot_path(token)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, _fresh_checkpoint, sm, path)
+        snap = core.compact(index=applied, data=token)
+
+        def persist() -> None:
+            storage.save_snapshot(snap)
+            storage.sync()
+
+        await loop.run_in_executor(None, persist)
+        await loop.run_in_executor(None, _prune_snapshots, self.snapshots_dir, token.decode())
+        self._trace("snapshot_taken", index=applied, term=term)
+
+    # ------------------------------------------------------------------ status
+
+    def status_fields(self) -> dict[str, Any]:
+        """Role, term, leader, indexes and sizes for the Status RPC."""
+        core, sm, storage = self.core, self.sm, self.storage
+        if core is None or sm is None or storage is None:
+            return {"role": "starting"}
+        stats = sm.engine.stats()
+        return {
+            "role": core.role.value,
+            "term": core.term,
+            "leader_id": core.leader_id or "",
+            "commit_index": core.commit_index,
+            "applied_index": sm.applied_index,
+            "log_bytes": storage.log_bytes(),
+            "keys": sm.key_count_estimate(),
+            "disk_bytes": stats.table_bytes,
+            "level_files": [lv.files for lv in stats.levels],
+            "engine": "lsm",
+        }
+
+    def _trace(self, event: str, **fields: Any) -> None:
+        core = self.core
+        self.tracer.emit(
+            TraceEvent(time.time(), self.id, core.term if core else 0, core.role.value if core else "", event, fields)
+        )
+
+
+def _token(index: int, term: int) -> bytes:
+    return f"snap-{index:020d}-{term}".encode()
+
+
+def _fresh_checkpoint(sm: KVStateMachine, path: str) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    sm.checkpoint(path)
+
+
+def _prune_snapshots(directory: str, keep: str) -> None:
+    """Remove every snapshot folder but ``keep`` (and partial downloads)."""
+    for name in os.listdir(directory):
+        if name != keep:
+            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+
+
+
+class ReplicatedBackend:
+    """The :class:`~kvstore.server.service.KVBackend` of a Raft node.
+
+    Writes become commands proposed to Raft; reads confirm leadership with
+    ReadIndex first (unless ``stale``). Every wait is bounded by
+    ``request_timeout_s``; past it the outcome of a write is unknown.
+    """
+
+    def __init__(self, node: RaftNode, *, request_timeout_s: float = 10.0) -> None:
+        self.node = node
+        self.request_timeout_s = request_timeout_s
+
+    async def _write(self, cmd: Command) -> object:
+        try:
+            return await asyncio.wait_for(self.node.propose(cmd), self.request_timeout_s)
+        except TimeoutError:
+            raise errors.OutcomeUnknown("the write did not commit in time; it may or may not have happened") from None
+
+    async def _confirm_read(self, stale: bool) -> KVStateMachine:
+        if not stale:
+            try:
+                await asyncio.wait_for(self.node.linearizable_read(), self.request_timeout_s)
+            except TimeoutError:
+                raise errors.Unavailable("could not confirm leadership in time (no quorum?)") from None
+        sm = self.node.sm
+        if sm is None:
+            raise errors.Unavailable("node is starting")
+        return sm
+
+    async def put(self, key: bytes, value: bytes, *, client_id: int, seq: int) -> bytes | None:
+        """Replicate a put; return the previous value."""
+        result = await self._write(Command("put", key, value, None, client_id, seq))
+        return result if isinstance(result, bytes) else None
+
+    async def get(self, key: bytes, *, stale: bool) -> bytes | None:
+        """Read after ReadIndex (or locally if ``stale``)."""
+        sm = await self._confirm_read(stale)
+        return sm.get(key)
+
+    async def delete(self, key: bytes, *, client_id: int, seq: int) -> bool:
+        """Replicate a delete; return whether the key existed."""
+        return bool(await self._write(Command("del", key, None, None, client_id, seq)))
+
+    async def cas(self, key: bytes, expected: bytes | None, value: bytes, *, client_id: int, seq: int) -> CasResult:
+        """Replicate a compare-and-set."""
+        result = await self._write(Command("cas", key, value, expected, client_id, seq))
+        if not isinstance(result, CasResult):
+            raise errors.OutcomeUnknown(f"unexpected result {result!r}")
+        return result
+
+    async def scan(
+        self, start: bytes | None, end: bytes | None, *, reverse: bool, limit: int, stale: bool
+    ) -> list[tuple[bytes, bytes]]:
+        """Read a range after ReadIndex (or locally if ``stale``)."""
+        sm = await self._confirm_read(stale)
+        return await asyncio.get_running_loop().run_in_executor(
+            None, lambda: sm.scan(start, end, reverse=reverse, limit=limit)
+        )
+
+    def status(self) -> NodeStatus:
+        """The node's Raft and storage figures."""
+        cfg = self.node.config.node
+        return NodeStatus(node_id=cfg.id, shard=cfg.shard, **self.node.status_fields())

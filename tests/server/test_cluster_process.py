@@ -1,0 +1,188 @@
+"""A real 3-node Raft cluster of `kv node` processes on loopback.
+
+Few tests, each bounded in time, and the cluster is always brought down (escalating to
+SIGKILL). Faults are real: SIGKILL of a process, and partitions through the node's
+transport fault seam (the InjectFaults admin RPC, enabled in these configs only).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from kvstore import errors
+from kvstore.client.client import Client, ClientOptions
+from kvstore.server.local_cluster import LocalCluster, create_cluster
+from kvstore.server.service import NodeStatus
+from kvstore.wire import kv_pb2, kv_pb2_grpc
+
+pytestmark = pytest.mark.process
+
+FAST_RAFT = """
+[raft]
+tick_ms = 20
+election_timeout_ticks = 10
+heartbeat_ticks = 2
+snapshot_threshold_entries = 200
+
+[testing]
+allow_fault_injection = true
+"""
+
+OPTS = ClientOptions(request_timeout_s=2.0, deadline_s=20.0)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
+    local = LocalCluster(create_cluster(tmp_path / "kv", shards=1, replicas=3, extra_config=FAST_RAFT))
+    try:
+        local.up(timeout_s=60)
+        yield local
+    finally:
+        local.down()
+        assert all(n.running_pid() is None for n in local.nodes.values()), "every node process stopped"
+
+
+def leader(cluster: LocalCluster, *, timeout_s: float = 20.0, exclude: str | None = None) -> NodeStatus:
+    """The node that leads in the highest term (polling, bounded)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        rows = [r for r in cluster.status() if r.role == "leader" and r.node_id != exclude]
+        if rows:
+            return max(rows, key=lambda r: r.term)
+        time.sleep(0.05)
+    raise AssertionError(f"no leader within {timeout_s}s: {cluster.status()}")
+
+
+def address(cluster: LocalCluster, node_id: str) -> str:
+    return cluster.node(node_id).spec.address
+
+
+def inject(cluster: LocalCluster, node_id: str, isolate_from: list[str]) -> int:
+    with grpc.insecure_channel(address(cluster, node_id)) as ch:
+        r = kv_pb2_grpc.KVStub(ch).InjectFaults(kv_pb2.InjectFaultsRequest(isolate_from=isolate_from), timeout=5)
+    assert not r.HasField("error"), r.error.message
+    return r.dropped_messages
+
+
+def wait_applied(cluster: LocalCluster, node_id: str, index: int, timeout_s: float = 30.0) -> NodeStatus:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        row = next(r for r in cluster.status() if r.node_id == node_id)
+        if row.applied_index >= index:
+            return row
+        time.sleep(0.05)
+    raise AssertionError(f"{node_id} did not reach applied index {index}")
+
+
+def test_a_three_node_cluster_elects_one_leader_and_serves_reads_and_writes(cluster: LocalCluster) -> None:
+    """One leader per term; writes are acknowledged and replicated to every node."""
+    lead = leader(cluster)
+    with Client(cluster.map, options=OPTS) as c:
+        for i in range(20):
+            assert c.put(b"k%02d" % i, b"v%d" % i) is None
+        assert c.get(b"k07") == b"v7"
+        assert c.delete(b"k00") is True
+        assert c.cas(b"k01", b"v1", b"one").swapped
+        assert [k for k, _ in c.scan(limit=3)] == [b"k01", b"k02", b"k03"]
+    rows = cluster.status()
+    assert sum(r.role == "leader" for r in rows) == 1 and lead.node_id in {r.node_id for r in rows}
+    target = max(r.applied_index for r in rows)
+    for r in rows:
+        assert wait_applied(cluster, r.node_id, target).keys == 19
+
+
+def test_killing_the_leader_elects_a_new_one_and_loses_no_acknowledged_write(cluster: LocalCluster) -> None:
+    """SIGKILL the leader: the others elect a leader that serves writes, and every acked write is there."""
+    old = leader(cluster)
+    acked: dict[bytes, bytes] = {}
+    with Client(cluster.map, options=OPTS) as c:
+        for i in range(30):
+            c.put(b"before%02d" % i, b"%d" % i)
+            acked[b"before%02d" % i] = b"%d" % i
+        killed_pid = cluster.kill(old.node_id)
+        assert cluster.node(old.node_id).running_pid() is None, f"pid {killed_pid} is gone"
+        started = time.monotonic()
+        c.put(b"after", b"x")  # retried by the client until the new leader accepts it
+        failover_s = time.monotonic() - started
+        acked[b"after"] = b"x"
+        new = leader(cluster, exclude=old.node_id)
+        assert new.node_id != old.node_id and new.term > old.term
+        assert failover_s < 15, f"failover took {failover_s:.1f}s"
+        for key, value in acked.items():
+            assert c.get(key) == value
+
+
+def test_a_restarted_node_catches_up_by_log_and_then_by_snapshot(cluster: LocalCluster) -> None:
+    """A follower that missed a few writes replays the log; one that missed many gets a snapshot."""
+    lead = leader(cluster)
+    follower = next(n for n in cluster.nodes if n != lead.node_id)
+    with Client(cluster.map, options=OPTS) as c:
+        cluster.kill(follower)
+        for i in range(20):
+            c.put(b"a%02d" % i, b"x")
+        cluster.restart(follower)
+        target = next(r for r in cluster.status() if r.node_id == lead.node_id).applied_index
+        assert wait_applied(cluster, follower, target).keys == 20
+        cluster.kill(follower)
+        for i in range(450):  # past snapshot_threshold_entries twice: the leader compacts its log
+            c.put(b"b%03d" % i, b"y")
+        lead_row = next(r for r in cluster.status() if r.node_id == lead.node_id)
+        cluster.restart(follower)
+        row = wait_applied(cluster, follower, lead_row.applied_index)
+        assert row.keys == 470
+    trace = (cluster.node(follower).folder / "data" / "trace.jsonl").read_text()
+    assert "snapshot_installed" in trace, "the second catch-up really used a snapshot"
+
+
+def test_a_partitioned_leader_cannot_commit_while_the_majority_can(cluster: LocalCluster) -> None:
+    """Cut the leader off (both directions): its writes stall; the other two elect a leader and commit."""
+    old = leader(cluster)
+    others = [n for n in cluster.nodes if n != old.node_id]
+    for n in others:
+        inject(cluster, n, [old.node_id])
+    inject(cluster, old.node_id, others)
+    one_shot = ClientOptions(request_timeout_s=1.0, deadline_s=1.0)
+    old_only = cluster.map.__class__([cluster.map.shards[0].__class__("s0", [cluster.node(old.node_id).spec])])
+    with Client(old_only, options=one_shot) as c, pytest.raises((errors.OutcomeUnknown, errors.NotLeaderError)):
+        c.put(b"minority", b"lost?")
+    new = leader(cluster, exclude=old.node_id)
+    with Client(cluster.map, options=OPTS) as c:
+        c.put(b"majority", b"ok")
+        assert c.get(b"majority") == b"ok"
+    assert inject(cluster, old.node_id, []) > 0, "messages really were dropped"
+    for n in others:
+        inject(cluster, n, [])
+    with Client(cluster.map, options=OPTS) as c:
+        assert c.get(b"majority") == b"ok"
+        assert c.get(b"minority") is None, "the minority leader's write never committed"
+    assert new.term > old.term
+
+
+def test_a_retried_write_with_the_same_session_is_applied_once(cluster: LocalCluster) -> None:
+    """Re-sending a put with its original (client_id, seq) returns the original answer and changes nothing."""
+    lead = leader(cluster)
+    with grpc.insecure_channel(address(cluster, lead.node_id)) as ch:
+        stub = kv_pb2_grpc.KVStub(ch)
+        first = kv_pb2.PutRequest(key=b"k", value=b"v1", session=kv_pb2.Session(client_id=42, seq=1))
+        assert not stub.Put(first, timeout=10).had_previous
+        second = kv_pb2.PutRequest(key=b"k", value=b"v2", session=kv_pb2.Session(client_id=42, seq=2))
+        assert stub.Put(second, timeout=10).previous == b"v1"
+        retry = stub.Put(first, timeout=10)
+        assert not retry.HasField("error") and not retry.had_previous, "answered with the first reply"
+        assert stub.Get(kv_pb2.GetRequest(key=b"k"), timeout=10).value == b"v2", "not applied a second time"
+
+
+def test_graceful_shutdown_finishes_accepted_writes_and_refuses_new_ones(cluster: LocalCluster) -> None:
+    """SIGTERM to a follower: it exits 0; the cluster keeps serving with the other two."""
+    lead = leader(cluster)
+    follower = next(n for n in cluster.nodes if n != lead.node_id)
+    cluster.stop(follower)
+    assert "stopped" in cluster.node(follower).process().log_tail()
+    with Client(cluster.map, options=OPTS) as c:
+        c.put(b"still", b"serving")
+        assert c.get(b"still") == b"serving"
