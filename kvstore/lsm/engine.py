@@ -677,6 +677,25 @@ class Engine:
         if not self.options.background:
             self._run_pending_work()
 
+    def wait_idle(self) -> None:
+        """Block until no flush or compaction is pending (for benchmarks and tests).
+
+        With ``background=False`` this runs the pending work in the calling thread.
+        Raises StorageError if background work failed.
+        """
+        if not self.options.background:
+            self._run_pending_work()
+            return
+        with self._cond:
+            while self._bg_error is None and self._state is not None and self._has_work():
+                self._cond.wait()
+            if self._bg_error is not None:
+                raise StorageError(f"background work failed: {self._bg_error!r}")
+
+    def _has_work(self) -> bool:
+        """REQUIRES: ``_lock``."""
+        return bool(self._imms) or pick_compaction(self._version, self._policy, self._cursors) is not None
+
     def _flush_all_inline(self) -> None:
         with self._lock:
             if len(self._mem):

@@ -1,0 +1,304 @@
+"""Storage-engine benchmark: kvstore.lsm next to sqlite3, LevelDB, RocksDB and two pure-Python LSM stores.
+
+Usage (``make bench-engine ARGS="..."``)::
+
+    python bench/engine_bench.py [--keys 100000,1000000] [--stores kvstore,sqlite3,...]
+                                 [--setup-peers] [--timeout SECONDS] [--profile] [--no-doc]
+
+For each size and store, a separate worker process (``bench/_engine_worker.py``) runs: random
+fill in batches of 1,000 (sync off), random point reads that hit, reads that miss, a full
+ordered scan, a full compaction and the reads again, then a fresh fill one put at a time. The
+numbers, ratios, amplification figures, a bar chart, the exact command and (with
+``--profile``) where our engine spends its time are written between the ``engine`` markers of
+``docs/PERFORMANCE.md``.
+
+``--setup-peers`` pip-installs each package of ``bench/requirements-peers.txt`` into this
+interpreter's environment, one by one; a peer that fails to install or import is reported as
+missing, never silently dropped. A store that exceeds ``--timeout`` is reported with the
+phases it finished.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pstats
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DOC = ROOT / "docs" / "PERFORMANCE.md"
+BEGIN, END = "<!-- BEGIN engine -->", "<!-- END engine -->"
+sys.path.insert(0, str(HERE))
+from _engine_stores import PEER_PACKAGES, STORES  # noqa: E402
+
+PHASES = ["fill_batch", "fill_single", "read_hit", "read_miss", "scan", "read_after_compact"]
+LABELS = {
+    "fill_batch": "random fill, batches of 1,000",
+    "fill_single": "random fill, one at a time",
+    "read_hit": "random reads (hits)",
+    "read_miss": "random reads (misses)",
+    "scan": "full ordered scan",
+    "read_after_compact": "random reads after compaction",
+}
+
+
+def setup_peers() -> dict[str, str]:
+    """pip-install each peer package separately; return package -> "ok" or the error."""
+    status: dict[str, str] = {}
+    for line in (HERE / "requirements-peers.txt").read_text().splitlines():
+        pkg = line.split("#", 1)[0].strip()
+        if not pkg:
+            continue
+        r = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", pkg], capture_output=True, text=True)
+        status[pkg] = "ok" if r.returncode == 0 else (r.stderr.strip().splitlines() or ["install failed"])[-1]
+        print(f"setup {pkg}: {status[pkg]}", flush=True)
+    return status
+
+
+def importable(store: str) -> str | None:
+    """None if the store's module imports, else the reason it does not."""
+    pkg = PEER_PACKAGES.get(store)
+    if pkg is None:
+        return None
+    r = subprocess.run([sys.executable, "-c", f"import {pkg}"], capture_output=True, text=True)
+    return None if r.returncode == 0 else (r.stderr.strip().splitlines() or ["import failed"])[-1]
+
+
+def run_store(store: str, keys: int, workdir: str, timeout: float, profile: str | None = None) -> dict[str, Any]:
+    """Run one worker; return {"phases": {...}, "status": "ok" | "timeout after ..." | "error: ..."}."""
+    cmd = [sys.executable, str(HERE / "_engine_worker.py"), store, str(keys), workdir]
+    if profile:
+        cmd += ["--profile", profile]
+    phases: dict[str, dict[str, Any]] = {}
+    status = "ok"
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
+        deadline = time.monotonic() + timeout
+        assert proc.stdout is not None
+        try:
+            os.set_blocking(proc.stdout.fileno(), True)
+            import selectors
+
+            sel = selectors.DefaultSelector()
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    status = f"did not finish in {timeout:.0f} s"
+                    break
+                if not sel.select(timeout=min(left, 5.0)):
+                    continue
+                line = proc.stdout.readline()
+                if not line:
+                    break
+                rec = json.loads(line)
+                phases[rec["phase"]] = rec
+                print(f"  {store:10s} {keys:>10,} {rec['phase']:20s} {rate(rec)}", flush=True)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        if status == "ok" and proc.returncode != 0:
+            err.seek(0)
+            tail = err.read().strip().splitlines()
+            status = "error: " + (tail[-1] if tail else f"exit {proc.returncode}")
+    return {"phases": phases, "status": status}
+
+
+def ops_per_s(rec: dict[str, Any] | None) -> float | None:
+    if not rec or not rec.get("ops") or rec["seconds"] <= 0:
+        return None
+    return float(rec["ops"]) / float(rec["seconds"])
+
+
+def ops_per_cpu_s(rec: dict[str, Any] | None) -> float | None:
+    if not rec or not rec.get("ops") or not rec.get("cpu_seconds"):
+        return None
+    return float(rec["ops"]) / float(rec["cpu_seconds"])
+
+
+def rate(rec: dict[str, Any]) -> str:
+    r = ops_per_s(rec)
+    return f"{r:,.0f} ops/s" if r is not None else f"{rec['seconds']:.2f} s"
+
+
+def fmt(r: float | None) -> str:
+    return "—" if r is None else f"{r:,.0f}"
+
+
+def comparison_table(keys: int, results: dict[str, dict[str, Any]]) -> list[str]:
+    stores = list(results)
+    out = [f"#### {keys:,} keys (16-byte random keys, 100-byte values), ops/s", ""]
+    out.append("| workload | " + " | ".join(stores) + " |")
+    out.append("|---|" + "---:|" * len(stores))
+    for ph in PHASES:
+        cells = [fmt(ops_per_s(results[s]["phases"].get(ph))) for s in stores]
+        out.append(f"| {LABELS[ph]} | " + " | ".join(cells) + " |")
+    out.append("| status | " + " | ".join(results[s]["status"] for s in stores) + " |")
+    out.append("")
+    out.append("The same runs in operations per CPU-second of the benchmark process (all its threads; less "
+               "sensitive to the machine's load than wall time, blind to I/O waits):")
+    out.append("")
+    out.append("| workload | " + " | ".join(stores) + " |")
+    out.append("|---|" + "---:|" * len(stores))
+    for ph in PHASES:
+        cells = [fmt(ops_per_cpu_s(results[s]["phases"].get(ph))) for s in stores]
+        out.append(f"| {LABELS[ph]} | " + " | ".join(cells) + " |")
+    out.append("")
+    ours = results.get("kvstore")
+    if ours:
+        out.append("Ratio kvstore.lsm / peer (above 1: we are faster):")
+        out.append("")
+        peers = [s for s in stores if s != "kvstore"]
+        out.append("| workload | " + " | ".join(peers) + " |")
+        out.append("|---|" + "---:|" * len(peers))
+        for ph in PHASES:
+            mine = ops_per_s(ours["phases"].get(ph))
+            cells = []
+            for p in peers:
+                theirs = ops_per_s(results[p]["phases"].get(ph))
+                cells.append("—" if mine is None or theirs is None else f"{mine / theirs:.2f}×")
+            out.append(f"| {LABELS[ph]} | " + " | ".join(cells) + " |")
+        out.append("")
+    sizes = []
+    for s in stores:
+        size = results[s]["phases"].get("size")
+        if size and size.get("bytes"):
+            sizes.append(f"{s} {size['bytes'] / size['user_bytes']:.2f}")
+    if sizes:
+        out.append("Space amplification after compaction (bytes on disk / bytes of keys and values): "
+                   + ", ".join(sizes) + ".")
+        out.append("")
+    return out
+
+
+def engine_rows(all_results: dict[int, dict[str, dict[str, Any]]]) -> list[str]:
+    out = ["#### kvstore.lsm alone, by size", ""]
+    out.append("| keys | batch fill | single fill | hits | misses | scan | hits after compaction | write amp. "
+               "(with WAL / tables only) | space amp. before / after compaction | bloom FP rate | read amp. | stalls |")
+    out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for keys, results in sorted(all_results.items()):
+        ours = results.get("kvstore")
+        if not ours:
+            continue
+        ph = ours["phases"]
+        before, after = ph.get("size_before_compact", {}), ph.get("size", {})
+        cells = [fmt(ops_per_s(ph.get(p))) for p in
+                 ("fill_batch", "fill_single", "read_hit", "read_miss", "scan", "read_after_compact")]
+        wa = f"{before.get('write_amplification', 0):.2f} / {before.get('write_amplification_without_wal', 0):.2f}"
+        sa = (f"{before.get('bytes', 0) / max(1, before.get('user_bytes', 1)):.2f} / "
+              f"{after.get('bytes', 0) / max(1, after.get('user_bytes', 1)):.2f}")
+        fp = f"{after.get('bloom_false_positive_rate', 0) * 100:.2f} %"
+        ra = f"{after.get('read_amplification', 0):.2f}"
+        st = f"{before.get('stalls', 0)} ({before.get('stall_seconds', 0):.1f} s)"
+        out.append(f"| {keys:,} | " + " | ".join(cells) + f" | {wa} | {sa} | {fp} | {ra} | {st} |")
+    out.append("")
+    return out
+
+
+def bar_chart(keys: int, results: dict[str, dict[str, Any]]) -> list[str]:
+    out = [f"Batched fill and point reads at {keys:,} keys (each bar scaled to the fastest store):", "", "```"]
+    for ph in ("fill_batch", "read_hit"):
+        rates = {s: ops_per_s(r["phases"].get(ph)) for s, r in results.items()}
+        top = max((v for v in rates.values() if v), default=0.0)
+        out.append(LABELS[ph])
+        for s, v in rates.items():
+            bar = "#" * round(40 * v / top) if v and top else ""
+            out.append(f"  {s:10s} {bar:40s} {fmt(v)}")
+    out += ["```", ""]
+    return out
+
+
+def profile_section(path: str) -> list[str]:
+    stats = pstats.Stats(path)
+    rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:15]  # type: ignore[attr-defined]
+    total = sum(v[2] for v in stats.stats.values())  # type: ignore[attr-defined]
+    out = ["Where the time goes (cProfile of kvstore.lsm: the batched fill plus 50,000 hits; "
+           "own time per function, top 15):", "", "| function | own time | share |", "|---|---:|---:|"]
+    for (file, line, fn), v in rows:
+        out.append(f"| `{Path(file).name}:{line}({fn})` | {v[2]:.2f} s | {100 * v[2] / total:.1f} % |")
+    out.append("")
+    return out
+
+
+def write_doc(text: str) -> None:
+    doc = DOC.read_text()
+    a, b = doc.index(BEGIN) + len(BEGIN), doc.index(END)
+    DOC.write_text(doc[:a] + "\n" + text.strip() + "\n" + doc[b:])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--keys", default="1000000", help="comma-separated key counts (default 1000000)")
+    ap.add_argument("--stores", default=",".join(STORES), help="comma-separated stores")
+    ap.add_argument("--engine-only-keys", default="", help="extra key counts to run kvstore.lsm alone")
+    ap.add_argument("--setup-peers", action="store_true", help="pip-install the peers first")
+    ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per store and size")
+    ap.add_argument("--profile", action="store_true", help="profile kvstore.lsm at the largest size")
+    ap.add_argument("--no-doc", action="store_true", help="do not rewrite docs/PERFORMANCE.md")
+    ap.add_argument("--notes", default="", help="free text added to the report")
+    args = ap.parse_args()
+    sizes = [int(x) for x in args.keys.split(",") if x]
+    extra = [int(x) for x in args.engine_only_keys.split(",") if x]
+    stores = [s for s in args.stores.split(",") if s]
+    setup = setup_peers() if args.setup_peers else {}
+    missing = {s: why for s in stores if (why := importable(s)) is not None}
+    load_before = os.getloadavg()
+    started = time.time()
+    all_results: dict[int, dict[str, dict[str, Any]]] = {}
+    with tempfile.TemporaryDirectory(prefix="engine-bench-") as work:
+        for keys in sizes + [k for k in extra if k not in sizes]:
+            for_size = stores if keys in sizes else ["kvstore"]
+            all_results[keys] = {}
+            for s in for_size:
+                if s in missing:
+                    all_results[keys][s] = {"phases": {}, "status": f"missing ({missing[s]})"}
+                    continue
+                all_results[keys][s] = run_store(s, keys, work, args.timeout)
+        prof_path = None
+        if args.profile:
+            prof_path = os.path.join(work, "kvstore.prof")
+            run_store("kvstore", max(sizes), work, args.timeout, profile=prof_path)
+        lines = [
+            f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))} on the shared 2-core machine "
+            f"(load average {load_before[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end: other "
+            "engineers' test suites were running, so absolute numbers are pessimistic and noisy; ratios "
+            "between stores measured in the same run are the meaningful figures).",
+            "",
+            "Command:",
+            "",
+            "```",
+            "make bench-engine ARGS=" + shlex.quote(" ".join(sys.argv[1:])),
+            "```",
+            "",
+        ]
+        if setup:
+            lines += ["Peer setup: " + ", ".join(f"{k}: {v}" for k, v in setup.items()) + ".", ""]
+        if missing:
+            lines += ["Missing peers: " + ", ".join(f"{k} ({v})" for k, v in missing.items()) + ".", ""]
+        lines.append("Store settings: " + "; ".join(f"{STORES[s].name}: {STORES[s].note}" for s in stores) + ".")
+        lines.append("")
+        for keys in sizes:
+            lines += comparison_table(keys, all_results[keys])
+            lines += bar_chart(keys, all_results[keys])
+        lines += engine_rows(all_results)
+        if prof_path and os.path.exists(prof_path):
+            lines += profile_section(prof_path)
+        if args.notes:
+            lines += [args.notes, ""]
+    text = "\n".join(lines)
+    print(text)
+    if not args.no_doc:
+        write_doc(text)
+
+
+if __name__ == "__main__":
+    main()
