@@ -56,6 +56,9 @@ class Model(Protocol):
         - ``read_only(prepared)`` is True only for operations that never change
           the state (an ``ok`` read, a refused cas); the checker linearizes those
           greedily. Returning False is always safe, just slower.
+        - ``blind(prepared)`` is True only for operations that are always legal and
+          set the state regardless of it (a write, a put); the checker never places
+          one right after an open blind one. Returning False is always safe.
     """
 
     name: str
@@ -78,6 +81,10 @@ class Model(Protocol):
 
     def read_only(self, op: Prepared) -> bool:
         """True only if ``step`` never changes the state for this operation, whatever the state."""
+        ...
+
+    def blind(self, op: Prepared) -> bool:
+        """True only if ``step`` always accepts this operation and its next state does not depend on the state."""
         ...
 
     def describe(self, state: State) -> str:
@@ -136,6 +143,9 @@ class RegisterModel:
         code, _, out = op
         return code == READ or (code == CAS and out is True)
 
+    def blind(self, op: Prepared) -> bool:
+        return op[0] == WRITE
+
     def describe(self, state: State) -> str:
         return "absent" if state is None else repr(state)
 
@@ -173,6 +183,9 @@ class KVAppendModel:
 
     def read_only(self, op: Prepared) -> bool:
         return op[0] == GET
+
+    def blind(self, op: Prepared) -> bool:
+        return op[0] == PUT
 
     def describe(self, state: State) -> str:
         return repr(state)

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jepsen_lite.checker import LINEARIZABLE, NOT_LINEARIZABLE, check_key, check_operations
 from jepsen_lite.history import Operation, pair_events
-from jepsen_lite.models import RegisterModel
+from jepsen_lite.models import KVAppendModel, RegisterModel
 from jepsen_lite.synthetic import simulate_register
 from jepsen_lite.testing import brute_force_linearizable
 
@@ -140,3 +140,52 @@ def test_the_reported_failing_operation_is_the_planted_stale_read(seed: int, wid
     violation = check_operations(history.operations, REGISTER).first_violation
     assert violation is not None and violation.failing.id == planted.id, f"seed {seed}"
     assert violation.key == planted.key and planted in violation.candidates
+
+
+@st.composite
+def info_heavy_histories(draw: st.DrawFn) -> list[Operation]:
+    """Up to 7 operations, mostly writes, many of them open (info): where the open-blind-write pruning acts."""
+    ops = []
+    for i in range(draw(st.integers(2, 7))):
+        f = draw(st.sampled_from(["read", "write", "write", "cas"]))
+        status = draw(st.sampled_from(["ok", "ok", "info", "info", "fail"]))
+        start = draw(st.integers(0, 8))
+        end = float("inf") if status == "info" else float(start + draw(st.integers(0, 4)))
+        value: object = None if f == "read" else draw(VALUES) if f == "write" else [draw(VALUES), draw(VALUES)]
+        output: object = None
+        if status == "ok":
+            output = draw(VALUES) if f == "read" else value if f == "write" else draw(st.sampled_from([value, False]))
+        ops.append(Operation(i, i, f, "x", value, output, status, float(start), end, i))
+    return ops
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(info_heavy_histories())
+def test_checker_agrees_with_brute_force_when_many_writes_are_open(ops: list[Operation]) -> None:
+    """With many timed-out writes (skipped right after one another by the search) the verdict is still exact."""
+    expected = LINEARIZABLE if brute_force_linearizable(ops, REGISTER) else NOT_LINEARIZABLE
+    assert check_key("x", ops, REGISTER, time_limit_s=30.0).verdict == expected, [op.describe() for op in ops]
+
+
+@st.composite
+def kv_histories(draw: st.DrawFn) -> list[Operation]:
+    """Up to 6 get/put/append operations on one string key."""
+    ops = []
+    for i in range(draw(st.integers(1, 6))):
+        f = draw(st.sampled_from(["get", "put", "append"]))
+        status = draw(st.sampled_from(["ok", "ok", "info", "fail"]))
+        start = draw(st.integers(0, 8))
+        end = float("inf") if status == "info" else float(start + draw(st.integers(0, 4)))
+        value = None if f == "get" else draw(st.sampled_from(["a", "b"]))
+        output = draw(st.sampled_from(["", "a", "b", "ab", "ba", "aa"])) if status == "ok" and f == "get" else value
+        ops.append(Operation(i, i, f, "k", value, output, status, float(start), end, i))
+    return ops
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(kv_histories())
+def test_checker_agrees_with_brute_force_on_the_append_model(ops: list[Operation]) -> None:
+    """The search is exact for the get/put/append model too (put is blind, get read-only, append neither)."""
+    model = KVAppendModel()
+    expected = LINEARIZABLE if brute_force_linearizable(ops, model) else NOT_LINEARIZABLE
+    assert check_key("k", ops, model, time_limit_s=30.0).verdict == expected, [op.describe() for op in ops]
