@@ -62,16 +62,20 @@ from kvstore.trace import NULL_TRACER, TraceEvent, Tracer
 
 __all__ = [
     "DEFAULT_SEGMENT_BYTES",
+    "HEADER_BYTES",
     "DurableRaftLog",
     "RawRecord",
     "RecordType",
     "Replayed",
     "ScanResult",
     "SnapshotRef",
+    "decode_commit",
     "decode_entry",
     "decode_hard_state",
+    "decode_segment_header",
     "decode_snapshot_file",
     "decode_snapshot_ref",
+    "encode_commit",
     "encode_entry",
     "encode_hard_state",
     "encode_record",
@@ -80,6 +84,8 @@ __all__ = [
     "encode_snapshot_ref",
     "replay_segments",
     "scan_records",
+    "segment_name",
+    "snapshot_name",
 ]
 
 
@@ -631,9 +637,7 @@ class DurableRaftLog:
         fs = fs if fs is not None else OSFileSystem()
         fs.make_dirs(directory)
         recovered = _recover(fs, directory, repair=True)
-        log = cls(
-            fs, directory, recovered, segment_bytes=segment_bytes, tracer=tracer, node_id=node_id, clock=clock
-        )
+        log = cls(fs, directory, recovered, segment_bytes=segment_bytes, tracer=tracer, node_id=node_id, clock=clock)
         log._collect_garbage()
         log._trace(
             "raft_log_opened",
@@ -941,7 +945,6 @@ class DurableRaftLog:
                 fields=dict(fields),
             )
         )
-
 
 
 def _recover(fs: FileSystem, directory: str, *, repair: bool) -> _Recovered:
