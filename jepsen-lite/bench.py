@@ -25,13 +25,14 @@ from jepsen_lite.synthetic import simulate_register
 
 BEGIN: Final = "<!-- BEGIN checker -->"
 END: Final = "<!-- END checker -->"
-Shape = tuple[str, int, int]  # (name, concurrent clients per key, keys with a planted stale read)
+Shape = tuple[str, int, int, float]  # (name, clients per key, keys with a planted stale read, info ratio)
 SHAPES: Final[tuple[Shape, ...]] = (
-    ("linearizable, 5 clients/key", 5, 0),
-    ("5 planted stale reads, 5 clients/key", 5, 5),
-    ("linearizable, 10 clients/key", 10, 0),
-    ("5 planted stale reads, 10 clients/key", 10, 5),
-    ("stress: linearizable, 20 clients/key", 20, 0),
+    ("linearizable, 5 clients/key", 5, 0, 0.01),
+    ("5 planted stale reads, 5 clients/key", 5, 5, 0.01),
+    ("linearizable, 10 clients/key", 10, 0, 0.01),
+    ("5 planted stale reads, 10 clients/key", 10, 5, 0.01),
+    ("5 planted stale reads, 10 clients/key, 10% info", 10, 5, 0.10),
+    ("stress: linearizable, 20 clients/key", 20, 0, 0.01),
 )
 
 
@@ -61,10 +62,10 @@ def run_bench(
     """Measure every shape for seeds 1..``seeds``."""
     rows: list[BenchRow] = []
     with tempfile.TemporaryDirectory(prefix="jepsen-lite-bench-") as tmp:
-        for shape, width, violations in shapes:
+        for shape, width, violations, info_ratio in shapes:
             for seed in range(1, seeds + 1):
                 synthetic = simulate_register(
-                    seed=seed, ops=ops, keys=keys, processes_per_key=width, violations=violations
+                    seed=seed, ops=ops, keys=keys, processes_per_key=width, violations=violations, info_ratio=info_ratio
                 )
                 path = Path(tmp) / f"history-{seed}.jsonl"
                 with open(path, "w", encoding="utf-8") as fh:
@@ -101,8 +102,8 @@ def render_markdown(rows: list[BenchRow], *, ops: int, keys: int, seeds: int) ->
         "--update-doc docs/PERFORMANCE.md` (or `.venv/bin/python -m jepsen_lite.cli bench ...`).",
         "",
         f"Synthetic register histories from `jepsen_lite.synthetic` ({ops} operations over {keys} keys, "
-        "45% reads, 20% cas, 3% fail, 1% info; seeds 1..N), timed end to end as `jepsen-lite check` does it: "
-        "read the JSONL file, pair events, check every key.",
+        "45% reads, 20% cas, 3% fail, 1% info unless said; seeds 1..N), timed end to end as "
+        "`jepsen-lite check` does it: read the JSONL file, pair events, check every key.",
         f"Machine: {platform.machine()}, Python {platform.python_version()}, {platform.system()}; shared and noisy.",
         "",
         "| history | median wall s | max wall s | median CPU s | max CPU s | slowest key s | all verdicts right |",

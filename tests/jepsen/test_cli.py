@@ -135,7 +135,7 @@ def test_small_benchmark_gets_every_verdict_right() -> None:
     """A small version of the 10,000-operation benchmark: every shape correct (timing is measured, not asserted)."""
     shapes = [shape for shape in SHAPES if shape[1] <= 10]
     rows = run_bench(ops=1000, keys=10, seeds=1, shapes=shapes, progress=lambda line: None)
-    assert len(rows) == 4 and all(row.correct for row in rows)
+    assert len(rows) == 5 and all(row.correct for row in rows)
     assert all(row.operations == 1000 and row.keys == 10 for row in rows)
 
 
