@@ -738,11 +738,11 @@ class DurableRaftLog:
         self._next_snapshot_seq += 1
         image = encode_snapshot_file(seq, snapshot)
         path = posixpath.join(self._dir, snapshot_name(seq))
-        f = self._fs.open_write(path)
-        self._snapshot_files[seq] = path
-        self._dir_dirty = True
-        self._pending_files.append(f)
         try:
+            f = self._fs.open_write(path)
+            self._snapshot_files[seq] = path
+            self._dir_dirty = True
+            self._pending_files.append(f)
             f.write(image)
         except StorageError:
             self._failed = True
@@ -928,11 +928,12 @@ class DurableRaftLog:
         current = self._snapshot_ref.seq if self._snapshot_ref is not None else None
         removed += [p for seq, p in self._snapshot_files.items() if seq != current]
         self._snapshot_files = {seq: p for seq, p in self._snapshot_files.items() if seq == current}
+        if not removed:
+            return
+        self._dir_dirty = True
         for path in removed:
-            self._fs.remove(path)
-        if removed:
-            self._dir_dirty = True
-            self._trace("raft_log_files_removed", files=[posixpath.basename(p) for p in removed])
+            self._fs.remove(path)  # a StorageError leaves a stray file that recovery removes later
+        self._trace("raft_log_files_removed", files=[posixpath.basename(p) for p in removed])
 
     def _trace(self, event: str, **fields: object) -> None:
         self._tracer.emit(
