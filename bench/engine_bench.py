@@ -217,6 +217,37 @@ def bar_chart(keys: int, results: dict[str, dict[str, Any]]) -> list[str]:
     return out
 
 
+def target_checks(keys: int, results: dict[str, dict[str, Any]]) -> list[str]:
+    """The issue's targets at this size, each marked met or not met with the numbers."""
+    ours = results.get("kvstore")
+    if not ours:
+        return []
+
+    def r(store: str, phase: str) -> float | None:
+        return ops_per_s(results.get(store, {}).get("phases", {}).get(phase))
+
+    out = [f"Targets at {keys:,} keys (wall-clock rates of this run):", ""]
+    fill = r("kvstore", "fill_batch")
+    pure = [v for v in (r("soonerdb", "fill_batch"), r("yellowdb", "fill_batch")) if v]
+    checks = [
+        ("batched fill ≥ 1.5× the faster pure-Python peer", fill, max(pure) if pure else None, 1.5),
+        ("batched fill ≥ 0.3× LevelDB", fill, r("leveldb", "fill_batch"), 0.3),
+        ("point reads (hits) ≥ 0.8× sqlite3", r("kvstore", "read_hit"), r("sqlite3", "read_hit"), 0.8),
+        ("point reads after compaction ≥ 0.8× sqlite3", r("kvstore", "read_after_compact"),
+         r("sqlite3", "read_after_compact"), 0.8),
+        ("full scan ≥ 0.5× sqlite3", r("kvstore", "scan"), r("sqlite3", "scan"), 0.5),
+    ]
+    for label, mine, theirs, factor in checks:
+        if mine is None or theirs is None:
+            verdict = "not measured (a peer is missing or did not finish)"
+        else:
+            ratio = mine / theirs
+            verdict = f"{'met' if ratio >= factor else 'NOT met'} ({fmt(mine)} vs {fmt(theirs)} ops/s = {ratio:.2f}×)"
+        out.append(f"- {label}: {verdict}")
+    out.append("")
+    return out
+
+
 def profile_section(path: str) -> list[str]:
     stats = pstats.Stats(path)
     rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:15]  # type: ignore[attr-defined]
@@ -245,6 +276,7 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="profile kvstore.lsm at the largest size")
     ap.add_argument("--no-doc", action="store_true", help="do not rewrite docs/PERFORMANCE.md")
     ap.add_argument("--notes", default="", help="free text added to the report")
+    ap.add_argument("--save", default="", help="also write the raw results as JSON to this file")
     args = ap.parse_args()
     sizes = [int(x) for x in args.keys.split(",") if x]
     extra = [int(x) for x in args.engine_only_keys.split(",") if x]
@@ -263,6 +295,8 @@ def main() -> None:
                     all_results[keys][s] = {"phases": {}, "status": f"missing ({missing[s]})"}
                     continue
                 all_results[keys][s] = run_store(s, keys, work, args.timeout)
+        if args.save:
+            Path(args.save).write_text(json.dumps({str(k): v for k, v in all_results.items()}, indent=1))
         prof_path = None
         if args.profile:
             prof_path = os.path.join(work, "kvstore.prof")
@@ -289,6 +323,7 @@ def main() -> None:
         for keys in sizes:
             lines += comparison_table(keys, all_results[keys])
             lines += bar_chart(keys, all_results[keys])
+            lines += target_checks(keys, all_results[keys])
         lines += engine_rows(all_results)
         if prof_path and os.path.exists(prof_path):
             lines += profile_section(prof_path)
