@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from jepsen_lite.checker import LINEARIZABLE, NOT_LINEARIZABLE, check_operations
 from jepsen_lite.history import pair_events, parse_jsonl
 from jepsen_lite.models import RegisterModel
 
 from kvstore.raft.planted import LeaseLessReadCore
-from kvstore.sim import CheckResult, SimConfig, history_jsonl, run_simulation, scenarios
+from kvstore.sim import CheckResult, SimConfig, history_jsonl, parse_faults, run_simulation, scenarios
 
 
 def linearizability_checker(events: list[dict[str, Any]]) -> CheckResult:
@@ -36,3 +37,12 @@ def test_stale_read_from_a_planted_core_is_not_linearizable() -> None:
     events = [json.loads(line) for line in history_jsonl(sim).splitlines()]
     verdict = linearizability_checker(events)
     assert not verdict.valid and verdict.reason == NOT_LINEARIZABLE
+
+
+@pytest.mark.soak
+def test_many_concurrent_histories_under_faults_are_linearizable() -> None:
+    """Soak: 200 seeds of 4-client histories under all faults, each checked by jepsen-lite."""
+    for seed in range(1000, 1200):
+        cfg = SimConfig(nodes=5, seed=seed, faults=parse_faults("all"), clients=4, snapshot_every_entries=20)
+        result = run_simulation(cfg, ticks=600, history_checker=linearizability_checker)
+        assert result.ok, f"seed {seed}: {result.summary()}"
