@@ -237,6 +237,17 @@ class LocalCluster:
         node.pid_file.unlink(missing_ok=True)
         return pid
 
+    def wait_exit(self, node_id: str, *, timeout_s: float) -> int | None:
+        """Wait for a node this object started to exit on its own; return its exit code (None: still running)."""
+        child = self._children.get(node_id)
+        if child is None:
+            raise errors.InvalidArgument(f"node {node_id} was not started by this process")
+        code = child.wait(timeout_s)
+        if code is not None:
+            self._children.pop(node_id, None)
+            self.node(node_id).pid_file.unlink(missing_ok=True)
+        return code
+
     def _reap(self, node_id: str, timeout_s: float = 10.0) -> None:
         child = self._children.pop(node_id, None)
         if child is not None:

@@ -8,7 +8,7 @@ cycle**::
 
     rd = core.ready()
     persist rd (snapshot, entries, hard state) and fsync ONCE   -- in a worker thread
-    send rd.messages                                             -- only after the fsync
+    send rd.messages                     -- after the fsync (a leader's appends: before)
     install rd.snapshot into the state machine, if any
     apply rd.committed_entries, in order                         -- in a worker thread
     answer the clients whose proposals were applied
@@ -306,10 +306,18 @@ class RaftNode:
         core, sm, storage = self.core, self.sm, self.storage
         assert core is not None and sm is not None and storage is not None
         loop = asyncio.get_running_loop()
+        # A leader may send its appends before its own fsync (Raft paper §10.2.1): it
+        # counts itself towards a commit only after advance(), i.e. once durable. Every
+        # other message (votes, acknowledgements) must wait for the fsync.
+        early = core.role == Role.LEADER
+        if early:
+            for m in rd.messages:
+                self.transport.send(m)
         if rd.snapshot is not None or rd.entries or rd.hard_state is not None:
             await loop.run_in_executor(None, persist_ready, storage, rd)
-        for m in rd.messages:
-            self.transport.send(m)
+        if not early:
+            for m in rd.messages:
+                self.transport.send(m)
         if rd.snapshot is not None:
             await loop.run_in_executor(None, sm.restore_from, self.snapshot_path(rd.snapshot.data))
         if rd.committed_entries:

@@ -186,3 +186,73 @@ def test_graceful_shutdown_finishes_accepted_writes_and_refuses_new_ones(cluster
     with Client(cluster.map, options=OPTS) as c:
         c.put(b"still", b"serving")
         assert c.get(b"still") == b"serving"
+
+
+def test_garbage_and_stale_peer_messages_cannot_crash_a_node(cluster: LocalCluster) -> None:
+    """Malformed Raft requests are refused per call; a stale-term append is answered; the node keeps serving."""
+    from kvstore.wire import raft_pb2, raft_pb2_grpc
+
+    lead = leader(cluster)
+    victim = next(n for n in cluster.nodes if n != lead.node_id)
+    with grpc.insecure_channel(address(cluster, victim)) as ch:
+        stub = raft_pb2_grpc.RaftStub(ch)
+        bad_entry = raft_pb2.AppendEntriesRequest(
+            term=lead.term, leader_id=lead.node_id, to=victim, entries=[raft_pb2.Entry(term=1, index=1, type=99)]
+        )
+        with pytest.raises(grpc.RpcError) as info:
+            stub.AppendEntries(bad_entry, timeout=5)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        stale = raft_pb2.AppendEntriesRequest(term=0, leader_id=lead.node_id, to=victim, prev_log_index=10**9)
+        reply = stub.AppendEntries(stale, timeout=5)
+        assert (reply.success, reply.term) == (False, lead.term), "a stale leader is told the current term"
+        junk_chunk = raft_pb2.InstallSnapshotChunk(
+            term=lead.term, leader_id=lead.node_id, to=victim, data=b"x", checksum=1, done=False
+        )
+        with pytest.raises(grpc.RpcError) as info:
+            stub.InstallSnapshot(iter([junk_chunk]), timeout=5)
+        assert info.value.code() == grpc.StatusCode.DATA_LOSS
+    assert cluster.is_running(victim)
+    with Client(cluster.map, options=OPTS) as c:
+        c.put(b"after-garbage", b"fine")
+    row = wait_applied(cluster, victim, next(r for r in cluster.status() if r.node_id == lead.node_id).applied_index)
+    assert row.role == "follower" and row.term == lead.term, "the stale message changed nothing"
+
+
+def test_shutting_down_the_leader_answers_every_accepted_write(cluster: LocalCluster) -> None:
+    """SIGTERM the leader amid concurrent writes: each write gets an answer, and every acked write survives."""
+    import asyncio
+    import os
+    import signal
+
+    from kvstore.client.client import AsyncClient
+
+    lead = leader(cluster)
+    outcomes: dict[bytes, str] = {}
+
+    async def run() -> None:
+        async with AsyncClient(cluster.map, options=OPTS) as c:
+
+            async def one(i: int) -> None:
+                key = b"w%03d" % i
+                try:
+                    await c.put(key, b"v")
+                    outcomes[key] = "ok"
+                except errors.KVError as exc:
+                    outcomes[key] = type(exc).__name__
+
+            tasks = [asyncio.ensure_future(one(i)) for i in range(60)]
+            await asyncio.sleep(0.05)
+            pid = cluster.node(lead.node_id).running_pid()
+            assert pid is not None
+            os.kill(pid, signal.SIGTERM)
+            await asyncio.gather(*tasks)
+
+    asyncio.run(run())
+    assert len(outcomes) == 60, "every write got an answer"
+    acked = [k for k, v in outcomes.items() if v == "ok"]
+    assert acked, f"some writes succeeded: {outcomes}"
+    assert cluster.wait_exit(lead.node_id, timeout_s=15) == 0, "the leader shut down cleanly"
+    assert "stopped" in cluster.node(lead.node_id).process().log_tail(3)
+    with Client(cluster.map, options=OPTS) as c:
+        for key in acked:
+            assert c.get(key) == b"v"
