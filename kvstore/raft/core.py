@@ -308,8 +308,11 @@ class RaftCore:
     # ------------------------------------------------------------------
 
     @property
-    def config(self) -> Configuration:
-        """The configuration in effect: the latest one in the log, committed or not."""
+    def configuration(self) -> Configuration:
+        """The membership in effect: the latest configuration in the log, committed or not.
+
+        (Not to be confused with ``cfg``, this core's tuning.)
+        """
         return self._configs[-1][1]
 
     @property
@@ -319,7 +322,7 @@ class RaftCore:
 
     def is_promotable(self) -> bool:
         """May this node campaign? Only voters of the current configuration may."""
-        return self.id in self.config.voters
+        return self.id in self.configuration.voters
 
     def _trace(self, event: str, **fields: Any) -> None:
         self._tracer.emit(TraceEvent(self._clock(), self.id, self.term, self.role.value, event, fields))
@@ -355,8 +358,8 @@ class RaftCore:
         return HardState(self.term, self.voted_for, self.log.commit_index)
 
     def _voter_quorum_reached(self, ids: Iterable[str]) -> bool:
-        voters = self.config.voters
-        return len(set(ids) & voters) >= self.config.quorum()
+        voters = self.configuration.voters
+        return len(set(ids) & voters) >= self.configuration.quorum()
 
     # ------------------------------------------------------------------
     # Inputs.
@@ -571,7 +574,7 @@ class RaftCore:
         if self._voter_quorum_reached(v for v, ok in self._votes.items() if ok):
             self.become_candidate()
             return
-        for peer in sorted(self.config.voters - {self.id}):
+        for peer in sorted(self.configuration.voters - {self.id}):
             self._send(
                 RequestVote(self.term + 1, self.id, peer, self.log.last_index(), self.log.last_term(), pre_vote=True)
             )
@@ -590,7 +593,7 @@ class RaftCore:
         if self._voter_quorum_reached(v for v, ok in self._votes.items() if ok):
             self.become_leader()
             return
-        for peer in sorted(self.config.voters - {self.id}):
+        for peer in sorted(self.configuration.voters - {self.id}):
             self._send(
                 RequestVote(self.term, self.id, peer, self.log.last_index(), self.log.last_term(), transfer=transfer)
             )
@@ -604,7 +607,7 @@ class RaftCore:
         self.leader_id = self.id
         self._reset_election_timer()
         last = self.log.last_index()
-        self.progress = {m: Progress(next_index=last + 1) for m in self.config.members() | {self.id}}
+        self.progress = {m: Progress(next_index=last + 1) for m in self.configuration.members() | {self.id}}
         self.progress[self.id].match_index = self.log.stable_index
         self._trace("became_leader", votes=sorted(v for v, ok in self._votes.items() if ok), last_index=last)
         self._append_and_broadcast(EntryType.NOOP, b"")
@@ -640,7 +643,7 @@ class RaftCore:
             pre = self.role == Role.PRE_CANDIDATE
             if msg.pre_vote != pre or (pre and msg.granted and msg.term != self.term + 1):
                 return  # a reply to an earlier round
-            if msg.from_ not in self.config.voters:
+            if msg.from_ not in self.configuration.voters:
                 return
             self._votes[msg.from_] = msg.granted
             granted = [v for v, ok in self._votes.items() if ok]
@@ -698,7 +701,7 @@ class RaftCore:
             self._send(AppendEntriesResponse(self.term, self.id, msg.leader_id, True, self.log.commit_index,
                                              read_context=msg.read_context))
             return
-        tracked, before = self._configs[-1][0], self.config
+        tracked, before = self._configs[-1][0], self.configuration
         last_new = self.log.maybe_append(msg.prev_log_index, msg.prev_log_term, msg.entries)
         if last_new is None:
             conflict_term, conflict_index = self.log.find_conflict_hint(msg.prev_log_index)
@@ -713,8 +716,9 @@ class RaftCore:
         if msg.entries and (tracked > msg.prev_log_index or any(e.type == EntryType.CONFIG_CHANGE
                                                                  for e in msg.entries)):
             self._rebuild_configs()
-            if self.config != before:
-                self._trace("config_changed", voters=sorted(self.config.voters), learners=sorted(self.config.learners))
+            new = self.configuration
+            if new != before:
+                self._trace("config_changed", voters=sorted(new.voters), learners=sorted(new.learners))
         if self.log.commit_to(min(msg.leader_commit, last_new)):
             self._trace("commit_advanced", commit=self.log.commit_index)
         self._send(AppendEntriesResponse(self.term, self.id, msg.leader_id, True, last_new,
@@ -816,9 +820,9 @@ class RaftCore:
         """Advance ``commit_index`` to the highest index stored on a majority of voters,
         but only if that entry is of the current term (Figure 8, §5.4.2). Returns whether it moved."""
         # BEGIN SOLUTION raft-replication
-        matches = sorted((self.progress[v].match_index for v in self.config.voters if v in self.progress),
+        matches = sorted((self.progress[v].match_index for v in self.configuration.voters if v in self.progress),
                          reverse=True)
-        quorum = self.config.quorum()
+        quorum = self.configuration.quorum()
         if len(matches) < quorum:
             return False
         candidate = matches[quorum - 1]
@@ -837,7 +841,7 @@ class RaftCore:
             for ctx in waiting:
                 self._queue_read(ctx)
         config_index = self._configs[-1][0]
-        if self.id not in self.config.voters and config_index <= self.log.commit_index:
+        if self.id not in self.configuration.voters and config_index <= self.log.commit_index:
             self._trace("removed_from_configuration")
             self.become_follower(self.term, None)
 
@@ -961,7 +965,7 @@ class RaftCore:
     def _queue_read(self, context: bytes) -> None:
         """Batch a read behind the next quorum round; start a round if none is in flight."""
         # BEGIN SOLUTION raft-persistence
-        if self.config.voters == {self.id}:
+        if self.configuration.voters == {self.id}:
             self._read_states.append(ReadState(context, self.log.commit_index))
             return
         self._read_queue.append(context)
@@ -1013,7 +1017,7 @@ class RaftCore:
         self._require_no_ready()
         if self.role != Role.LEADER:
             raise NotLeaderError(self.leader_id or "")
-        if to == self.id or to not in self.config.voters:
+        if to == self.id or to not in self.configuration.voters:
             raise InvalidArgument(f"cannot transfer leadership to {to!r}: not another voter")
         self.transferee = to
         self._transfer_elapsed = 0
@@ -1033,7 +1037,7 @@ class RaftCore:
         Returns: the index of the configuration entry.
         Raises: NotLeaderError, Unavailable (another change is in flight), InvalidArgument.
         """
-        cfg = self.config
+        cfg = self.configuration
         if node_id in cfg.members():
             raise InvalidArgument(f"{node_id} is already a member")
         return self._propose_config(Configuration(cfg.voters, cfg.learners | {node_id}))
@@ -1043,7 +1047,7 @@ class RaftCore:
 
         Raises: NotLeaderError, Unavailable (not caught up, or a change in flight), InvalidArgument.
         """
-        cfg = self.config
+        cfg = self.configuration
         if node_id not in cfg.learners:
             raise InvalidArgument(f"{node_id} is not a learner")
         self._require_leader()
@@ -1057,7 +1061,7 @@ class RaftCore:
 
         Raises: NotLeaderError, Unavailable, InvalidArgument.
         """
-        cfg = self.config
+        cfg = self.configuration
         if node_id not in cfg.members():
             raise InvalidArgument(f"{node_id} is not a member")
         if cfg.voters == {node_id}:
@@ -1177,7 +1181,7 @@ class RaftCore:
         for index, _, acks in self._read_rounds.values():
             invariant(index <= self.log.commit_index and self.id in acks, "a read round is at or below commit")
         if self.transferee is not None:
-            invariant(self.transferee in self.config.voters, "the transfer target is a voter")
+            invariant(self.transferee in self.configuration.voters, "the transfer target is a voter")
 
     def _check_membership_invariants(self) -> None:
         """Single-server changes: each configuration differs from the previous by at most one voter;

@@ -24,9 +24,9 @@ class CountingCommitCore(RaftCore):
     """Commits any entry stored on a majority, even one of an older term (breaks Figure 8)."""
 
     def maybe_commit(self) -> bool:
-        matches = sorted((self.progress[v].match_index for v in self.config.voters if v in self.progress),
+        matches = sorted((self.progress[v].match_index for v in self.configuration.voters if v in self.progress),
                          reverse=True)
-        quorum = self.config.quorum()
+        quorum = self.configuration.quorum()
         if len(matches) < quorum or matches[quorum - 1] <= self.log.commit_index:
             return False
         self.log.commit_to(matches[quorum - 1])

@@ -299,7 +299,7 @@ def test_a_second_configuration_change_waits_for_the_first_to_commit() -> None:
     core.step(AppendEntriesResponse(1, "n2", "n1", True, match_index=1))
     drain(core)
     index = core.add_learner("n4")
-    assert core.config == Configuration(frozenset(PEERS), frozenset({"n4"}))
+    assert core.configuration == Configuration(frozenset(PEERS), frozenset({"n4"}))
     assert core.log.entry(index).type == EntryType.CONFIG_CHANGE
     with pytest.raises(Unavailable):
         core.remove_member("n3")
@@ -314,7 +314,7 @@ def test_restart_from_a_snapshot_plus_log_tail_keeps_term_vote_and_log() -> None
     assert (core.term, core.voted_for) == (3, "n2")
     assert core.log.snapshot_index == 5 and core.log.last_index() == 7 and core.commit_index == 6
     assert core.log.term(5) == 2 and core.log.term(4) is None
-    assert core.config.voters == {"n1", "n2", "n3", "n4"}
+    assert core.configuration.voters == {"n1", "n2", "n3", "n4"}
 
 
 def test_trace_event_is_emitted_for_each_role_transition() -> None:

@@ -64,10 +64,10 @@ def test_new_node_joins_as_learner_catches_up_and_is_promoted() -> None:
     lead = sim.core(leader)
     assert sim.run_until(lambda: lead.progress["n4"].match_index >= lead.commit_index > 10, max_ticks=50)
     assert sim.run_until(lambda: sim.applied("n4") >= 10, max_ticks=10)
-    assert "n4" in sim.core("n4").config.learners and sim.core("n4").role == Role.FOLLOWER
+    assert "n4" in sim.core("n4").configuration.learners and sim.core("n4").role == Role.FOLLOWER
     sim.do(leader, lambda c: c.promote_learner("n4"))
     commit(sim, b"as voter")
-    assert all("n4" in sim.core(n).config.voters for n in sim.ids)
+    assert all("n4" in sim.core(n).configuration.voters for n in sim.ids)
     # Four voters need three: with one original follower down, n4's vote is required.
     down = next(n for n in ("n1", "n2", "n3") if n != leader)
     sim.crash(down)
@@ -99,4 +99,4 @@ def test_removed_leader_steps_down_and_the_rest_carry_on() -> None:
     commit(sim, b"without the old leader", on=rest)
     sim.run_for(200)
     assert sim.leader() == new, "the removed node never campaigns again"
-    assert sim.core(leader).config.voters == frozenset(rest)
+    assert sim.core(leader).configuration.voters == frozenset(rest)
