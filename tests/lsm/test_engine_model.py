@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -111,3 +112,11 @@ class EngineMachine(RuleBasedStateMachine):
 
 EngineMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
 test_engine_behaves_like_a_dict = EngineMachine.TestCase
+
+
+class LongEngineMachine(EngineMachine):
+    """The same machine with many more and longer runs (soak only)."""
+
+
+LongEngineMachine.TestCase.settings = settings(max_examples=1000, stateful_step_count=100, deadline=None)
+test_soak_engine_behaves_like_a_dict = pytest.mark.soak(LongEngineMachine.TestCase)
