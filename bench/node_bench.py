@@ -432,19 +432,21 @@ class PySyncObjSystem(_EtcdApiSystem):
 
 @dataclass
 class KeySource:
-    """New unique 16-byte keys for puts, and a bounded sample of written keys for gets."""
+    """New unique 16-byte keys for puts, and a bounded sample of keys whose put succeeded, for gets."""
 
     rng: random.Random
     phase: int = 0
     written: list[bytes] = field(default_factory=list)
 
     def put_key(self, client: int, seq: int) -> bytes:
-        key = b"%02d%03d%011d" % (self.phase % 100, client, seq)
+        return b"%02d%03d%011d" % (self.phase % 100, client, seq)
+
+    def remember(self, key: bytes) -> None:
+        """Record a key whose put was acknowledged (a failed put may not have happened)."""
         if len(self.written) < MAX_KEYS_REMEMBERED:
             self.written.append(key)
         else:
             self.written[self.rng.randrange(MAX_KEYS_REMEMBERED)] = key
-        return key
 
     def get_key(self) -> bytes:
         return self.written[self.rng.randrange(len(self.written))]
@@ -472,21 +474,25 @@ async def run_phase(
             if t0 >= window_start and not cpu_marks:
                 cpu_marks.update(client=time.process_time(), server=cpu_seconds(pids), at=t0)
             seq += 1
-            ok = True
+            ok = right = True
             try:
                 if workload.op == "put":
-                    await driver.put(keys.put_key(cid, seq), value)
-                elif await driver.get(keys.get_key()) != value:
-                    counts["wrong"] += 1
+                    key = keys.put_key(cid, seq)
+                    await driver.put(key, value)
+                    keys.remember(key)
+                else:
+                    right = await driver.get(keys.get_key()) == value
             except Exception:  # any failure of one request is counted, never fatal to the run
                 ok = False
             t1 = clock()
             if window_start <= t1 <= window_end:
                 if ok:
                     latencies.append(t1 - t0)
+                    counts["wrong"] += not right
                 else:
                     counts["errors"] += 1
-                    await asyncio.sleep(0.01)  # do not spin on a dead server
+            if not ok:
+                await asyncio.sleep(0.01)  # do not spin on a dead server
 
     budget_s = args.warmup + args.duration + PHASE_GRACE_S
     async with asyncio.timeout(budget_s), asyncio.TaskGroup() as group:
@@ -510,6 +516,7 @@ async def drive_system(system: System, workloads: Sequence[Workload], args: argp
         for workload in workloads:
             if workload.op == "get" and not keys.written:
                 await driver.put(keys.put_key(0, 0), value)
+                keys.remember(keys.put_key(0, 0))
             profiler = start_profiler(system, workload, args)
             try:
                 ops, errs, wrong, lat, secs, ccpu, scpu = await run_phase(
