@@ -648,6 +648,7 @@ def markdown(
         "run, not absolute numbers.",
         f"Each cell is the median of {args.repeat} run(s) (systems interleaved, a fresh cluster per run); each run "
         f"measures {args.duration:g} s after {args.warmup:g} s of warm-up (at most {args.max_ops:,} ops). "
+        f"kvstore code at the start: {args.code_version}. "
         f"{KEY_BYTES}-byte keys, {VALUE_BYTES}-byte values; gets are linearizable, of keys written before.",
         "",
         "| system | workload | ops/s | p50 ms | p99 ms | errors | server CPU ms/op | load-gen CPU ms/op |",
@@ -753,6 +754,19 @@ def plot(rows: Sequence[Row]) -> bool:
     return True
 
 
+def code_version() -> str:
+    """The commit the kvstore code was measured at, and whether kvstore/ had uncommitted changes."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=REPO)
+        dirty = subprocess.run(["git", "status", "--porcelain", "kvstore"], capture_output=True, text=True, cwd=REPO)
+    except OSError:
+        return "unknown (no git)"
+    if head.returncode != 0:
+        return "unknown (not a git checkout)"
+    extra = " plus uncommitted changes in kvstore/" if dirty.stdout.strip() else ""
+    return f"commit {head.stdout.strip()}{extra}"
+
+
 def write_section(text: str) -> None:
     doc = PERFORMANCE.read_text()
     if not SECTION.search(doc):
@@ -834,6 +848,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     load_start = os.getloadavg()[0]
+    args.code_version = code_version()
     command = _command_line(argv)
     missing = ensure_peers(args.system_list, setup=not args.no_setup)
     systems = [s for s in args.system_list if s not in missing]
