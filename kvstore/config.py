@@ -130,9 +130,12 @@ class TestingConfig:
 
     ``allow_fault_injection``: accept the InjectFaults admin RPC (the test
     harness's partitions, drops and delays).
+    ``power_loss_journal``: journal every fsync, so that a harness can simulate
+    power loss after killing the node (:mod:`kvstore.server.power_loss`).
     """
 
     allow_fault_injection: bool = False
+    power_loss_journal: bool = False
 
 
 @dataclass(frozen=True, slots=True)

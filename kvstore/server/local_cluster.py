@@ -21,6 +21,7 @@ Every wait is bounded; progress is reported through an optional callback.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING
 from kvstore import errors
 from kvstore.client.cluster import ClusterMap, ReplicaSpec, ShardSpec, dump_cluster, load_cluster
 from kvstore.server.launcher import NodeProcess, free_port
+from kvstore.server.power_loss import JOURNAL_NAME, PowerLossReport, simulate_power_loss
 from kvstore.server.service import NodeStatus
 
 if TYPE_CHECKING:
@@ -237,6 +239,20 @@ class LocalCluster:
         node.pid_file.unlink(missing_ok=True)
         return pid
 
+    def power_loss(self, node_id: str) -> PowerLossReport:
+        """SIGKILL one node, then drop every byte it had not fsynced (needs ``[testing] power_loss_journal``).
+
+        Raises:
+            InvalidArgument: the node does not journal its fsyncs.
+        """
+        node = self.node(node_id)
+        data = node.folder / "data"
+        if not (data / JOURNAL_NAME).exists():
+            raise errors.InvalidArgument(f"node {node_id} has no power-loss journal; set [testing] power_loss_journal")
+        if self.is_running(node_id):
+            self.kill(node_id)
+        return simulate_power_loss(str(data))
+
     def wait_exit(self, node_id: str, *, timeout_s: float) -> int | None:
         """Wait for a node this object started to exit on its own; return its exit code (None: still running)."""
         child = self._children.get(node_id)
@@ -279,14 +295,21 @@ class LocalCluster:
         node.pid_file.unlink(missing_ok=True)
 
     def down(self) -> int:
-        """Stop every node; return how many were running."""
-        running = [n for n in self.nodes if self.nodes[n].running_pid() is not None]
-        for pid_node in running:
-            pid = self.nodes[pid_node].running_pid()
+        """Stop every node (SIGTERM to all at once, then wait; SIGKILL stragglers); return how many ran."""
+        running = [n for n in self.nodes if self.is_running(n)]
+        for node_id in running:
+            pid = self.nodes[node_id].running_pid()
+            child = self._children.get(node_id)
+            if pid is None and child is not None and child.alive():
+                pid = child.pid
             if pid is not None:
-                os.kill(pid, signal.SIGTERM)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
         for node_id in running:
             self.stop(node_id)
+        for node_id, child in list(self._children.items()):
+            child.stop(grace_s=1.0)
+            self._children.pop(node_id, None)
         return len(running)
 
     def trace_files(self) -> list[Path]:

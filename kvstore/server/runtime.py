@@ -50,12 +50,13 @@ from typing import Any, Protocol
 
 from kvstore import errors, limits
 from kvstore.config import NodeConfig
-from kvstore.fs import OSFileSystem
+from kvstore.fs import FileSystem, OSFileSystem
 from kvstore.invariants import InvariantViolation
 from kvstore.raft.core import RaftConfig, RaftCore, ReadState, Ready, Role
 from kvstore.raft.messages import Message
 from kvstore.raft.storage import LogStorage, persist_ready
 from kvstore.server.memory_store import CasResult
+from kvstore.server.power_loss import JournalingFileSystem
 from kvstore.server.service import NodeStatus
 from kvstore.server.state_machine import Command, KVStateMachine, encode_command
 from kvstore.server.transport import PeerTransport
@@ -79,10 +80,10 @@ class NodeLogStorage(LogStorage, Protocol):
         ...
 
 
-def _durable_log(directory: str) -> NodeLogStorage:
+def _durable_log(directory: str, fs: FileSystem) -> NodeLogStorage:
     from kvstore.server.raft_log import DurableRaftLog
 
-    return DurableRaftLog.open(directory, fs=OSFileSystem())
+    return DurableRaftLog.open(directory, fs=fs)
 
 
 @dataclass
@@ -102,7 +103,10 @@ class RaftNode:
         storage_factory: Callable[[str], NodeLogStorage] | None = None,
     ) -> None:
         self.config = config
-        self._storage_factory = storage_factory or _durable_log
+        self.fs: FileSystem = OSFileSystem()
+        if config.testing.power_loss_journal:
+            self.fs = JournalingFileSystem(OSFileSystem(), config.node.data_dir)
+        self._storage_factory = storage_factory or (lambda d: _durable_log(d, self.fs))
         self.id = config.node.id
         self.tracer = tracer
         self.addresses = {p.id: p.address for p in config.peers} | {self.id: config.node.listen}
@@ -141,7 +145,7 @@ class RaftNode:
         storage = await loop.run_in_executor(None, self._storage_factory, self.raft_dir)
         self.storage = storage
         restore = await loop.run_in_executor(None, storage.load)
-        self.sm = await loop.run_in_executor(None, lambda: KVStateMachine.open(self.engine_dir))
+        self.sm = await loop.run_in_executor(None, lambda: KVStateMachine.open(self.engine_dir, fs=self.fs))
         if restore.snapshot is not None and self.sm.applied_index < restore.snapshot.meta.index:
             await loop.run_in_executor(None, self.sm.restore_from, self.snapshot_path(restore.snapshot.data))
         from dataclasses import replace
@@ -186,6 +190,8 @@ class RaftNode:
             await loop.run_in_executor(None, self.storage.close)
         if self.sm is not None:
             await loop.run_in_executor(None, self.sm.close)
+        if isinstance(self.fs, JournalingFileSystem):
+            self.fs.close()
         self.stopped.set()
 
     # ------------------------------------------------------------------ inputs

@@ -1,0 +1,189 @@
+"""Power loss for a real node process: remember what was fsynced, then drop the rest.
+
+Theory of operation. SIGKILL of a process loses nothing that was written: the
+operating system still holds it. Power loss is harsher: every byte not yet
+fsynced is gone. To test a real node against power loss, its storage runs on a
+:class:`JournalingFileSystem` (switched on by ``[testing] power_loss_journal =
+true``): a wrapper around the real file system that appends one line to a
+journal each time a file is fsynced (with its size) or a directory is fsynced
+(with its entries). The journal is ordinary buffered writes: it only has to
+survive SIGKILL, which it does.
+
+After the node is killed, :func:`simulate_power_loss` replays the journal and
+makes the disk look as it would after a power cut:
+
+* every file is truncated to the size it had at its last fsync (0 if never);
+* a file whose directory entry was never fsynced is removed.
+
+Approximation, stated plainly: a ``rename`` whose directory was not yet
+fsynced is kept (the real disk might undo it), and files removed are not
+brought back. Both stores (the Raft log and the engine) fsync the directory
+right after every rename and remove only files that are already obsolete, so
+neither approximation hides a bug in them; the in-process simulated disk
+(:class:`kvstore.fs.SimFileSystem`) models both exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass
+
+from kvstore.fs import FileSystem, ReadableFile, WritableFile
+
+JOURNAL_NAME = "power-loss.journal"
+
+
+class _JournalingWritable:
+    def __init__(self, inner: WritableFile, fs: JournalingFileSystem) -> None:
+        self._inner = inner
+        self._fs = fs
+        self.path = inner.path
+
+    def write(self, data: bytes) -> None:
+        self._inner.write(data)
+
+    def sync(self) -> None:
+        self._inner.sync()
+        self._fs.record({"op": "sync", "path": self.path, "size": self._inner.size()})
+
+    def size(self) -> int:
+        return self._inner.size()
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class JournalingFileSystem:
+    """A :class:`~kvstore.fs.FileSystem` that journals every fsync (see the module docstring)."""
+
+    def __init__(self, inner: FileSystem, root: str) -> None:
+        self._inner = inner
+        self.root = os.path.abspath(root)
+        os.makedirs(self.root, exist_ok=True)
+        self._lock = threading.Lock()
+        self._journal = open(os.path.join(self.root, JOURNAL_NAME), "a", encoding="utf-8")  # noqa: SIM115
+        self._baseline()
+
+    def _baseline(self) -> None:
+        """Whatever exists at start-up survived the last run: record it as durable."""
+        for dirpath, _, names in os.walk(self.root):
+            tracked = [n for n in names if n != JOURNAL_NAME]
+            self.record({"op": "dir", "path": dirpath, "names": tracked})
+            for n in tracked:
+                path = os.path.join(dirpath, n)
+                self.record({"op": "sync", "path": path, "size": os.path.getsize(path)})
+
+    def record(self, entry: dict[str, object]) -> None:
+        """Append one journal line (flushed, not fsynced: it only has to survive SIGKILL)."""
+        with self._lock:
+            self._journal.write(json.dumps(entry) + "\n")
+            self._journal.flush()
+
+    def open_write(self, path: str, *, append: bool = False) -> WritableFile:
+        """Open for writing; syncs of the handle are journaled."""
+        return _JournalingWritable(self._inner.open_write(path, append=append), self)
+
+    def open_read(self, path: str) -> ReadableFile:
+        """Open for reading."""
+        return self._inner.open_read(path)
+
+    def read_file(self, path: str) -> bytes:
+        """Read a whole file."""
+        return self._inner.read_file(path)
+
+    def exists(self, path: str) -> bool:
+        """Whether ``path`` exists."""
+        return self._inner.exists(path)
+
+    def file_size(self, path: str) -> int:
+        """Size of a file."""
+        return self._inner.file_size(path)
+
+    def list_dir(self, path: str) -> list[str]:
+        """Entries of a directory."""
+        return self._inner.list_dir(path)
+
+    def make_dirs(self, path: str) -> None:
+        """Create a directory (treated as durable at once, as by SimFileSystem)."""
+        self._inner.make_dirs(path)
+        self.record({"op": "dir", "path": os.path.abspath(path), "names": self._inner.list_dir(path)})
+
+    def remove(self, path: str) -> None:
+        """Remove a file."""
+        self._inner.remove(path)
+
+    def rename(self, src: str, dst: str) -> None:
+        """Rename (kept even if the directory is not fsynced afterwards: see the module docstring)."""
+        self._inner.rename(src, dst)
+        self.record({"op": "rename", "src": os.path.abspath(src), "dst": os.path.abspath(dst)})
+
+    def link(self, src: str, dst: str) -> None:
+        """Hard link (the new name needs a directory fsync to be durable)."""
+        self._inner.link(src, dst)
+        self.record({"op": "sync", "path": os.path.abspath(dst), "size": self._inner.file_size(dst)})
+
+    def truncate(self, path: str, size: int) -> None:
+        """Truncate a file (durable only after a later fsync of it)."""
+        self._inner.truncate(path, size)
+
+    def sync_dir(self, path: str) -> None:
+        """fsync a directory; its current entries become durable."""
+        self._inner.sync_dir(path)
+        self.record({"op": "dir", "path": os.path.abspath(path), "names": self._inner.list_dir(path)})
+
+    def close(self) -> None:
+        """Close the journal."""
+        with self._lock:
+            self._journal.close()
+
+
+@dataclass(frozen=True, slots=True)
+class PowerLossReport:
+    """What :func:`simulate_power_loss` took away (proof that the fault happened)."""
+
+    bytes_dropped: int
+    files_truncated: int
+    files_removed: int
+
+
+def simulate_power_loss(root: str) -> PowerLossReport:
+    """Make ``root`` look as it would after a power cut (the node must be dead). See the module docstring."""
+    root = os.path.abspath(root)
+    journal = os.path.join(root, JOURNAL_NAME)
+    sizes: dict[str, int] = {}
+    names: dict[str, set[str]] = {}
+    with open(journal, encoding="utf-8") as fh:
+        for line in fh:
+            if not line.endswith("\n"):
+                break  # torn last line
+            e = json.loads(line)
+            if e["op"] == "sync":
+                sizes[e["path"]] = e["size"]
+            elif e["op"] == "dir":
+                names[e["path"]] = set(e["names"])
+            elif e["op"] == "rename":
+                if e["src"] in sizes:
+                    sizes[e["dst"]] = sizes.pop(e["src"])
+                d = os.path.dirname(e["dst"])
+                names.setdefault(d, set()).add(os.path.basename(e["dst"]))
+    dropped = truncated = removed = 0
+    for directory, durable in names.items():
+        if not os.path.isdir(directory):
+            continue
+        for name in os.listdir(directory):
+            path = os.path.join(directory, name)
+            if not os.path.isfile(path) or path == journal:
+                continue
+            size = os.path.getsize(path)
+            if name not in durable:
+                os.remove(path)
+                removed += 1
+                dropped += size
+            elif size > sizes.get(path, 0):
+                os.truncate(path, sizes.get(path, 0))
+                truncated += 1
+                dropped += size - sizes.get(path, 0)
+    os.remove(journal)
+    return PowerLossReport(dropped, truncated, removed)
