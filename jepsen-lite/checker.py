@@ -322,13 +322,14 @@ def search(head: Entry, prepared: Sequence[Prepared], model: Model, *, deadline:
         entry; or NOT_LINEARIZABLE with the longest linearizable prefix found; or UNKNOWN
         with the longest prefix found so far.
 
-    Each configuration is scanned twice from the front of the list: first for a legal
-    read-only operation (``model.read_only``), which is placed without branching — if its
-    configuration is already cached, the current one has failed; then for the other
-    operations, which are branched on. Backtracking over a read-only operation backtracks
-    again. A blind operation (``model.blind``) is not tried right after an open blind one:
-    that pair is the same as the second alone, with the open one kept for later. (The
-    module docstring says why neither rule loses a linearization.)
+    Optional prunings (the reference has them; a plain Wing & Gong search with the cache is
+    correct without them): each configuration is scanned twice from the front of the list,
+    first for a legal read-only operation (``model.read_only``), which is placed without
+    branching — if its configuration is already cached, the current one has failed — then
+    for the other operations, which are branched on; backtracking over a read-only
+    operation backtracks again. And a blind operation (``model.blind``) is not tried right
+    after an open blind one: that pair is the same as the second alone, with the open one
+    kept for later. (The module docstring says why neither rule loses a linearization.)
 
     Invariants (at the top of the loop): the entries of the operations on the stack are
     lifted out of the list; ``linearized`` has exactly their bits set; ``state`` is the
