@@ -131,7 +131,7 @@ def read_text(path: Path) -> list[str]:
         HistoryError: the file cannot be read or is not UTF-8.
     """
     try:
-        return path.read_text(encoding="utf-8").splitlines()
+        return path.read_text(encoding="utf-8-sig").splitlines()
     except OSError as exc:
         raise HistoryError(f"cannot read {path}: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:

@@ -273,7 +273,7 @@ def read_jsonl(path: Path) -> list[Event]:
         HistoryError: the file cannot be read or is malformed.
     """
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:
             return parse_jsonl(fh)
     except OSError as exc:
         raise HistoryError(f"cannot read {path}: {exc.strerror or exc}") from None

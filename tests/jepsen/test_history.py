@@ -195,3 +195,11 @@ def test_recorder_refuses_calls_that_break_the_history_rules() -> None:
         rec.invoke(0, "read", "k")
     with pytest.raises(InvariantViolation, match="ok, fail or info"):
         rec.complete(0, "invoke")
+
+
+def test_a_byte_order_mark_and_windows_line_endings_are_tolerated(tmp_path: Path) -> None:
+    """A history saved by a Windows editor (BOM, CRLF) reads the same as a plain one."""
+    line = json.dumps({"index": 0, "time": 0.0, "process": 0, "type": "invoke", "f": "read", "key": "k"})
+    path = tmp_path / "h.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + (line + "\r\n").encode() * 1)
+    assert [e.f for e in load_jsonl(path).events] == ["read"]
