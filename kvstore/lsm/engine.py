@@ -100,7 +100,7 @@ class EngineOptions:
     level_size_ratio: int = 10
     batch_sync_bytes: int = 1 * limits.MiB
     background: bool = True
-    fs: FileSystem = field(default_factory=OSFileSystem)
+    fs: FileSystem = field(default_factory=lambda: OSFileSystem(mmap_reads=True))  # tables are immutable
 
     def validate(self) -> None:
         """Raise InvalidArgument for values that cannot work."""

@@ -119,3 +119,14 @@ def test_os_filesystem_round_trip_and_errors(tmp_path: object) -> None:
     assert fs.list_dir(d) == ["a", "b"]
     with pytest.raises(StorageError, match="missing"):
         fs.open_read(f"{d}/missing")
+
+
+def test_os_filesystem_mmap_reads_match_pread(tmp_path: object) -> None:
+    """With mmap_reads the same bytes come back, including short reads at the end of the file."""
+    d = str(tmp_path)
+    write_file_durably(OSFileSystem(), f"{d}/t", bytes(range(256)) * 10)
+    for fs in (OSFileSystem(), OSFileSystem(mmap_reads=True)):
+        r = fs.open_read(f"{d}/t")
+        assert r.read_at(250, 10) == bytes(range(250, 256)) + bytes(range(4))
+        assert r.read_at(2555, 10) == bytes(range(251, 256))
+        r.close()
