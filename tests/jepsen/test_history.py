@@ -201,5 +201,5 @@ def test_a_byte_order_mark_and_windows_line_endings_are_tolerated(tmp_path: Path
     """A history saved by a Windows editor (BOM, CRLF) reads the same as a plain one."""
     line = json.dumps({"index": 0, "time": 0.0, "process": 0, "type": "invoke", "f": "read", "key": "k"})
     path = tmp_path / "h.jsonl"
-    path.write_bytes(b"\xef\xbb\xbf" + (line + "\r\n").encode() * 1)
+    path.write_bytes(b"\xef\xbb\xbf" + (line + "\r\n").encode())
     assert [e.f for e in load_jsonl(path).events] == ["read"]
