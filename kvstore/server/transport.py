@@ -207,9 +207,11 @@ def unpack_archive(data: bytes, directory: str) -> list[str]:
             raise ValueError("truncated archive header")
         (name_len,) = _NAME_LEN.unpack_from(data, pos)
         pos += _NAME_LEN.size
-        name = data[pos : pos + name_len].decode()
+        if pos + name_len + _SIZE.size > len(data):
+            raise ValueError("archive ends inside a file header")
+        name = data[pos : pos + name_len].decode("utf-8", errors="replace")
         pos += name_len
-        if not name or "/" in name or name in (".", ".."):
+        if not name or "/" in name or name in (".", "..") or "\ufffd" in name:
             raise ValueError(f"bad file name in archive: {name!r}")
         (size,) = _SIZE.unpack_from(data, pos)
         pos += _SIZE.size
