@@ -27,7 +27,7 @@ import click
 
 from kvstore import errors
 from kvstore.client.client import Client
-from kvstore.server.service import NodeStatus
+from kvstore.types import NodeStatus
 
 EXIT_OK = 0
 EXIT_NOT_FOUND = 1

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from kvstore.client.client import Client, ClientOptions
 from kvstore.server.local_cluster import LocalCluster, create_cluster
-from kvstore.server.service import NodeStatus
+from kvstore.types import NodeStatus
 
 KV = [sys.executable, "-m", "kvstore_cli"]
 KEYS = 300

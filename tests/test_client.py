@@ -14,8 +14,8 @@ import pytest
 from kvstore import errors
 from kvstore.client.client import AsyncClient, Client, ClientOptions
 from kvstore.client.cluster import ClusterMap, ReplicaSpec, ShardSpec
-from kvstore.server.memory_store import CasResult
 from kvstore.server.service import Context, KVService, StandaloneBackend
+from kvstore.types import CasResult
 from kvstore.wire import kv_pb2, kv_pb2_grpc
 
 

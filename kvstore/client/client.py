@@ -46,8 +46,7 @@ import grpc
 from kvstore import errors, limits
 from kvstore.client.cluster import ClusterMap, ShardSpec, find_cluster_file, load_cluster
 from kvstore.client.ring import RingKind, make_ring
-from kvstore.server.memory_store import CasResult
-from kvstore.server.service import NodeStatus
+from kvstore.types import CasResult, NodeStatus
 from kvstore.wire import kv_pb2, kv_pb2_grpc
 from kvstore.wire.convert import error_from_proto
 

@@ -35,7 +35,7 @@ from kvstore import errors
 from kvstore.client.cluster import ClusterMap, ReplicaSpec, ShardSpec, dump_cluster, load_cluster
 from kvstore.server.launcher import NodeProcess, free_port
 from kvstore.server.power_loss import JOURNAL_NAME, PowerLossReport, simulate_power_loss
-from kvstore.server.service import NodeStatus
+from kvstore.types import NodeStatus
 
 if TYPE_CHECKING:
     from kvstore.client.client import Client

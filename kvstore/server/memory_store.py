@@ -14,17 +14,9 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 from kvstore.invariants import invariant
-
-
-@dataclass(frozen=True, slots=True)
-class CasResult:
-    """Outcome of a compare-and-set: whether it swapped, and the value before."""
-
-    swapped: bool
-    current: bytes | None
+from kvstore.types import CasResult
 
 
 class TemporaryMemoryStore:

@@ -55,12 +55,11 @@ from kvstore.invariants import InvariantViolation
 from kvstore.raft.core import RaftConfig, RaftCore, ReadState, Ready, Role
 from kvstore.raft.messages import Message
 from kvstore.raft.storage import LogStorage, persist_ready
-from kvstore.server.memory_store import CasResult
 from kvstore.server.power_loss import JournalingFileSystem
-from kvstore.server.service import NodeStatus
 from kvstore.server.state_machine import Command, KVStateMachine, encode_command
 from kvstore.server.transport import PeerTransport
 from kvstore.trace import NULL_TRACER, TraceEvent, Tracer
+from kvstore.types import CasResult, NodeStatus
 
 # How many inbox items the loop feeds to the core before running a Ready cycle:
 # large enough to batch a burst of proposals into one fsync, small enough that

@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeAlias, TypeVar
 
 import grpc
 from google.protobuf.message import Message
 
 from kvstore import errors, limits
-from kvstore.server.memory_store import CasResult, TemporaryMemoryStore
+from kvstore.server.memory_store import TemporaryMemoryStore
 from kvstore.server.sessions import SessionTable
 from kvstore.trace import NULL_TRACER, TraceEvent, Tracer
+from kvstore.types import CasResult, NodeStatus
 from kvstore.wire import kv_pb2, kv_pb2_grpc
 from kvstore.wire.convert import error_to_proto
 
@@ -35,24 +35,6 @@ Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 R = TypeVar("R")
 M = TypeVar("M", bound=Message)
-
-
-@dataclass(frozen=True, slots=True)
-class NodeStatus:
-    """What a node reports about itself (mirrors ``StatusResponse``)."""
-
-    node_id: str
-    shard: str
-    role: str
-    term: int = 0
-    leader_id: str = ""
-    commit_index: int = 0
-    applied_index: int = 0
-    log_bytes: int = 0
-    keys: int = 0
-    disk_bytes: int = 0
-    level_files: list[int] = field(default_factory=list)
-    engine: str = ""
 
 
 class KVBackend(Protocol):

@@ -55,7 +55,7 @@ from kvstore.invariants import invariant
 from kvstore.limits import MAX_CLIENT_SESSIONS, SESSION_WINDOW_COMMANDS
 from kvstore.lsm import Engine, WriteBatch
 from kvstore.raft.messages import Entry, EntryType
-from kvstore.server.memory_store import CasResult
+from kvstore.types import CasResult
 
 DATA = b"d"
 APPLIED_KEY = b"mapplied"

@@ -17,7 +17,7 @@ import pytest
 from kvstore import errors
 from kvstore.client.client import Client, ClientOptions
 from kvstore.server.local_cluster import LocalCluster, create_cluster
-from kvstore.server.service import NodeStatus
+from kvstore.types import NodeStatus
 from kvstore.wire import kv_pb2, kv_pb2_grpc
 
 pytestmark = pytest.mark.process

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from kvstore import errors
 from kvstore.raft.messages import Entry, EntryType
-from kvstore.server.memory_store import CasResult
 from kvstore.server.state_machine import Command, KVStateMachine, decode_command, encode_command
+from kvstore.types import CasResult
 
 
 class Feeder:
