@@ -321,6 +321,22 @@ def test_torn_last_record_is_ignored_and_truncated(cut: int) -> None:
     assert fs.durable_size(path) == last_batch_start  # the truncation itself was fsynced
 
 
+@pytest.mark.parametrize("after_ops", [0, 1, 2])
+def test_crash_during_recovery_repair_is_safe(after_ops: int) -> None:
+    """A crash while recovery truncates a torn tail (before or after its fsync) recovers the same state next time."""
+    fs = SimFileSystem()
+    path = _two_batches(fs)
+    fs.truncate(path, fs.file_size(path) - 4)
+    f = fs.open_write(path, append=True)
+    f.sync()
+    fs.schedule_crash(after_ops)
+    with pytest.raises(SimulatedCrash):
+        DurableRaftLog.open(D, fs=fs).append(ents(4, 4, 2))
+    assert fs.crashed
+    _, rs = reopen(fs)
+    assert rs.entries == ents(1, 3, 1)
+
+
 def test_zero_filled_tail_is_ignored() -> None:
     """Zero bytes after the last record (allocated, never written) are a torn tail, not corruption."""
     fs = SimFileSystem()

@@ -164,12 +164,12 @@ def recover_and_check(fs: SimFileSystem, out: Outcome, *, segment_bytes: int) ->
     raise AssertionError(f"recovered {rs} is none of the allowed states {[m.restore_state() for m in allowed]}")
 
 
-def sweep(seed: int, *, n_ops: int, segment_bytes: int, stride: int = 1) -> int:
+def sweep(seed: int, *, n_ops: int, segment_bytes: int, stride: int = 1) -> tuple[int, int]:
     """Crash a scripted workload at every ``stride``-th mutating operation; check each recovery.
 
     After each recovery, continue with a replacing append and a sync, crash again at a point
     inside that phase (including inside recovery's own repairs), and check again.
-    Returns the number of crash points tried.
+    Returns (crash points tried, reboots that destroyed or tore unsynced bytes).
     """
     rng = random.Random(seed)
     ops = make_workload(rng, n_ops)
@@ -177,12 +177,14 @@ def sweep(seed: int, *, n_ops: int, segment_bytes: int, stride: int = 1) -> int:
     assert not run_workload(probe, ops, segment_bytes=segment_bytes).crashed
     total = probe.op_count
     tried = 0
+    damaging = 0
     for k in range(0, total, stride):
         fs = SimFileSystem(seed=seed + k)
         fs.schedule_crash(k)
         out = run_workload(fs, ops, segment_bytes=segment_bytes)
         assert out.crashed, f"crash point {k} of {total} was reached"
-        fs.reboot(tear=k % 2 == 1)
+        report = fs.reboot(tear=k % 2 == 1)
+        damaging += report.lost_bytes > 0 or report.torn_bytes > 0 or report.lost_entries > 0
         second_crash = rng.randint(0, 12)
         fs.schedule_crash(second_crash)
         phase2 = Outcome(out.durable, out.in_flight, False)
@@ -204,7 +206,7 @@ def sweep(seed: int, *, n_ops: int, segment_bytes: int, stride: int = 1) -> int:
         log, _ = recover_and_check(fs, phase2, segment_bytes=segment_bytes)
         log.check_invariants()
         tried += 1
-    return tried
+    return tried, damaging
 
 
 @pytest.fixture
@@ -218,9 +220,9 @@ def seed() -> int:
 @pytest.mark.parametrize("segment_bytes", [180, 1 << 20])
 def test_crash_at_every_operation_recovers_the_last_sync(seed: int, segment_bytes: int) -> None:
     """A crash at each of hundreds of mutating operations recovers exactly the last (or the interrupted) sync."""
-    tried = sweep(seed, n_ops=260, segment_bytes=segment_bytes)
-    print(f"crash points tried: {tried}")
-    assert tried >= 200
+    tried, damaging = sweep(seed, n_ops=260, segment_bytes=segment_bytes)
+    print(f"crash points tried: {tried}, reboots that lost or tore unsynced data: {damaging}")
+    assert tried >= 200 and damaging >= tried // 4
 
 
 @pytest.mark.soak
