@@ -37,7 +37,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,9 @@ PLUGIN_NAME = "_kvcourse_plugin"
 WATCHDOG_GRACE_S = 15.0  # beyond the alarm: time for pytest's own reporting, and for a loaded machine
 WATCHDOG_POLL_S = 0.1  # how often the watchdog reads the results file
 MAX_RERUNS = 20  # a submission that hangs in C code in every test cannot hold the grader forever
+# The test ids of a lab, per (reference, lab, file list), collected once per process: grading many
+# submissions against one reference (the bank checks) need not collect the same tests again.
+_COLLECTED: dict[tuple[str, str, tuple[str, ...] | None], tuple[list[str], list[str]]] = {}
 HIDDEN_OUTPUT_CHARS = 300  # hidden tests show the failure's last line, never their code
 PUBLIC_OUTPUT_CHARS = 4000
 
@@ -84,7 +87,12 @@ class Item:
     @property
     def score(self) -> float:
         """max_score times the fraction of cases passed."""
-        return round(self.max_score * self.passed_fraction, 4)
+        return self.max_score * self.passed_fraction
+
+    @property
+    def full_marks(self) -> bool:
+        """Whether every case passed."""
+        return bool(self.cases) and all(c.passed for c in self.cases)
 
 
 @dataclass(slots=True)
@@ -108,7 +116,7 @@ class GradeResult:
 
     def failed_items(self) -> list[Item]:
         """Items below their max score."""
-        return [i for i in self.items if i.score < i.max_score - 1e-9]
+        return [i for i in self.items if not i.full_marks]
 
     def to_gradescope(self) -> dict[str, Any]:
         """The Gradescope ``results.json`` document."""
@@ -124,9 +132,9 @@ class GradeResult:
             tests.append(
                 {
                     "name": item.name,
-                    "score": item.score,
+                    "score": round(item.score, 4),
                     "max_score": round(item.max_score, 4),
-                    "status": "passed" if item.score >= item.max_score - 1e-9 else "failed",
+                    "status": "passed" if item.full_marks else "failed",
                     "output": "\n".join(lines),
                     "visibility": item.visibility,
                 }
@@ -145,7 +153,7 @@ class GradeResult:
         lines = [f"lab {self.lab}: {self.score:g} / {self.max_score:g} points ({self.execution_time_s:.1f} s)"]
         lines += [f"note: {n}" for n in self.notes]
         for item in self.items:
-            mark = "ok  " if item.score >= item.max_score - 1e-9 else "FAIL"
+            mark = "ok  " if item.full_marks else "FAIL"
             tag = "public" if item.visibility == "visible" else "hidden"
             frac = f"{sum(c.passed for c in item.cases)}/{len(item.cases)}"
             lines.append(f"{mark} {item.score:7.2f}/{item.max_score:6.2f}  {tag}  {frac:>7}  {item.name}")
@@ -163,10 +171,16 @@ def _function_name(item_name: str) -> str:
     return item_name.rsplit("::", 1)[-1]
 
 
-def build_workspace(reference: Path, dest: Path, catalog: Catalog, *, include_untracked: bool = False) -> Path:
-    """Copy the reference into ``dest/repo`` (with the folders beside it that tests read); return it."""
+def build_workspace(
+    reference: Path, dest: Path, catalog: Catalog, *, include_untracked: bool = False, files: list[str] | None = None
+) -> Path:
+    """Copy the reference into ``dest/repo`` (with the folders beside it that tests read); return it.
+
+    ``files`` (relative paths) replaces the ``git ls-files`` listing when given.
+    """
     repo = dest / "repo"
-    copy_files(reference, repo, repo_files(reference, include_untracked=include_untracked))
+    listed = files if files is not None else repo_files(reference, include_untracked=include_untracked)
+    copy_files(reference, repo, listed)
     link_siblings(reference, repo, catalog.sibling_dirs)
     return repo
 
@@ -207,6 +221,7 @@ class _Runner:
     boot: Path
     lab: Lab
     log: Path
+    watchdog_grace_s: float = WATCHDOG_GRACE_S
 
     def env(self, results: Path) -> dict[str, str]:
         return isolated_env(
@@ -266,7 +281,8 @@ class _Runner:
             if hung is not None and hung in cases:
                 case = cases[hung]
                 case.ran, case.passed, case.kind = True, False, "killed"
-                case.output = f"time limit exceeded: killed after {self.lab.time_limit_s + WATCHDOG_GRACE_S:g} s"
+                killed_after = self.lab.time_limit_s + self.watchdog_grace_s
+                case.output = f"time limit exceeded: the test hung and was killed after {killed_after:g} s"
             if hung is None:
                 pending = [n for n in pending if n not in started and n in cases and not cases[n].ran]
                 break
@@ -299,7 +315,7 @@ class _Runner:
             while proc.poll() is None:
                 time.sleep(WATCHDOG_POLL_S)
                 offset, current = _latest_start(results, offset, current)
-                if current and time.monotonic() - current[1] > self.lab.time_limit_s + WATCHDOG_GRACE_S:
+                if current and time.monotonic() - current[1] > self.lab.time_limit_s + self.watchdog_grace_s:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
                     return current[0]
@@ -387,6 +403,10 @@ def grade(
     work_dir: Path | None = None,
     include_untracked: bool = False,
     only: list[str] | None = None,
+    time_limit_s: float | None = None,
+    memory_limit_mb: int | None = None,
+    watchdog_grace_s: float = WATCHDOG_GRACE_S,
+    files: list[str] | None = None,
 ) -> GradeResult:
     """Grade one lab of a submission; see the module docstring.
 
@@ -398,6 +418,9 @@ def grade(
         include_untracked: copy untracked, non-ignored reference files too (work in progress).
         only: grade only the items whose test function name is in this list (used to check
             the broken-solutions bank quickly); the scores then cover those items only.
+        time_limit_s, memory_limit_mb: override the catalog's per-test limits.
+        watchdog_grace_s: how long past the time limit a hung test process is given before it is killed.
+        files: the reference files to copy (relative paths), instead of ``git ls-files``.
 
     Raises:
         InvalidArgument: unknown lab, a lab with no tests, or collection failing in the reference.
@@ -405,16 +428,26 @@ def grade(
     started = time.monotonic()
     catalog = load_catalog(reference / CATALOG_PATH)
     lab = catalog.lab(lab_id)
+    lab = replace(
+        lab,
+        time_limit_s=time_limit_s or lab.time_limit_s,
+        memory_limit_mb=memory_limit_mb or lab.memory_limit_mb,
+    )
     if not lab.public_tests and not lab.hidden_tests:
         raise InvalidArgument(f"lab {lab_id} lists no public or hidden tests in the catalog")
     with tempfile.TemporaryDirectory(prefix="kv-course-grade-") as tmp:
         base = work_dir or Path(tmp)
-        workspace = build_workspace(reference, base, catalog, include_untracked=include_untracked)
+        workspace = build_workspace(reference, base, catalog, include_untracked=include_untracked, files=files)
         boot = write_bootstrap(workspace, base / "boot")
         (boot / f"{PLUGIN_NAME}.py").write_text(PLUGIN_SOURCE.read_text(encoding="utf-8"), encoding="utf-8")
-        runner = _Runner(workspace, boot, lab, base / "pytest.log")
-        public = runner.collect(list(lab.public_tests)) if lab.public_tests else []
-        hidden = runner.collect(list(lab.hidden_tests)) if lab.hidden_tests else []
+        runner = _Runner(workspace, boot, lab, base / "pytest.log", watchdog_grace_s)
+        key = (str(reference.resolve()), lab.id, tuple(files) if files is not None else None)
+        if key not in _COLLECTED:
+            _COLLECTED[key] = (
+                runner.collect(list(lab.public_tests)) if lab.public_tests else [],
+                runner.collect(list(lab.hidden_tests)) if lab.hidden_tests else [],
+            )
+        public, hidden = (list(ids) for ids in _COLLECTED[key])
         if only is not None:
             public = [n for n in public if _function_name(_item_name(n)) in only]
             hidden = [n for n in hidden if _function_name(_item_name(n)) in only]

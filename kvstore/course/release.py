@@ -5,9 +5,10 @@ ls-files``: never caches, data folders or the virtualenv), minus the
 catalog's ``instructor_only`` paths (hidden tests, the broken-solutions bank,
 this module and the grader). In every copied ``.py`` file it replaces each
 marked region of the *chosen* labs by ``raise NotImplementedError("<lab>: <what
-to do>")`` (:func:`kvstore.course.splice.stub_regions`); the marker lines of a
-stubbed region go with it. Regions of labs *not* chosen keep their reference
-code and their markers, so the tree still passes the marker check and a later
+to do>")`` (:func:`kvstore.course.splice.stub_regions`); the marker lines
+stay around the stub (they show where to write; the tree still passes the
+marker check, and tests that re-stub a file still find its regions). Regions of
+labs *not* chosen keep their reference code and their markers, so a later
 release can stub them. Then it writes the student catalog (no hidden tests,
 ``stubbed = true`` on the chosen labs), puts a starter-kit notice at the top of
 README.md, and adds a root ``conftest.py`` whose pytest hooks say, on every run,
@@ -60,8 +61,15 @@ from typing import Any
 STUBBED_LABS = {labs!r}
 
 
-def pytest_report_header(config: Any) -> list[str]:
-    """Say, before any test runs, that failures from unwritten labs are expected."""
+def pytest_sessionstart(session: Any) -> None:
+    """Say, before any test runs (even with -q), that failures from unwritten labs are expected."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        for line in _banner():
+            reporter.write_line(line)
+
+
+def _banner() -> list[str]:
     return [
         "kvstore starter kit: labs left for you: " + (", ".join(STUBBED_LABS) or "none"),
         "Tests of a lab you have not written yet fail with NotImplementedError; that is expected.",
@@ -118,23 +126,31 @@ def marked_regions(root: Path, files: list[str]) -> dict[str, list[MarkedRegion]
     return found
 
 
-def labs_with_code(root: Path, *, include_untracked: bool = False) -> dict[str, list[MarkedRegion]]:
-    """Lab id -> its marked regions, for the labs that have at least one region in the tree."""
+def labs_with_code(
+    root: Path, *, include_untracked: bool = False, files: list[str] | None = None
+) -> dict[str, list[MarkedRegion]]:
+    """Lab id -> its marked regions, for the labs that have at least one region in the tree.
+
+    ``files`` (relative paths) replaces the ``git ls-files`` listing when given.
+    """
     by_lab: dict[str, list[MarkedRegion]] = {}
-    for regions in marked_regions(root, repo_files(root, include_untracked=include_untracked)).values():
+    listed = files if files is not None else repo_files(root, include_untracked=include_untracked)
+    for regions in marked_regions(root, listed).values():
         for region in regions:
             by_lab.setdefault(region.lab, []).append(region)
     return by_lab
 
 
-def resolve_labs(root: Path, requested: str, *, include_untracked: bool = False) -> list[str]:
+def resolve_labs(
+    root: Path, requested: str, *, include_untracked: bool = False, files: list[str] | None = None
+) -> list[str]:
     """Turn ``"all"`` or ``"a,b"`` into lab ids, in catalog order.
 
     ``all`` means every lab with marked code. Raises InvalidArgument for an unknown id or a
     lab with no marked region (its release would stub nothing).
     """
     catalog = load_catalog(root / CATALOG_PATH)
-    with_code = labs_with_code(root, include_untracked=include_untracked)
+    with_code = labs_with_code(root, include_untracked=include_untracked, files=files)
     if requested.strip() == "all":
         return [i for i in catalog.ids() if i in with_code]
     wanted = [part.strip() for part in requested.split(",") if part.strip()]
@@ -151,7 +167,9 @@ def _readme(text: str, catalog: Catalog, labs: list[str]) -> str:
     return README_NOTICE.format(lab_lines=lines) + body.lstrip("\n")
 
 
-def make_release(root: Path, out: Path, labs: list[str], *, include_untracked: bool = False) -> ReleaseReport:
+def make_release(
+    root: Path, out: Path, labs: list[str], *, include_untracked: bool = False, files: list[str] | None = None
+) -> ReleaseReport:
     """Write a starter kit for ``labs`` into ``out`` (see the module docstring).
 
     Args:
@@ -159,6 +177,8 @@ def make_release(root: Path, out: Path, labs: list[str], *, include_untracked: b
         out: a folder that does not exist or is empty.
         labs: lab ids to stub (see :func:`resolve_labs`).
         include_untracked: also copy untracked, non-ignored files (work in progress).
+        files: the files to consider (relative paths), instead of ``git ls-files``; for a
+            snapshot of a tree that is not a git working tree.
 
     Raises:
         InvalidArgument: ``out`` is not empty, an unknown lab, or a marker problem.
@@ -168,7 +188,8 @@ def make_release(root: Path, out: Path, labs: list[str], *, include_untracked: b
     catalog = load_catalog(root / CATALOG_PATH)
     for lab_id in labs:
         catalog.lab(lab_id)
-    files = repo_files(root, include_untracked=include_untracked)
+    if files is None:
+        files = repo_files(root, include_untracked=include_untracked)
     report = ReleaseReport(out=out, labs=list(labs))
     report.dropped = [f for f in files if catalog.is_instructor_only(f)]
     kept = [f for f in files if not catalog.is_instructor_only(f)]

@@ -3,11 +3,13 @@
 Theory of operation. Two operations, both on source text and both line-based
 (so everything outside the touched lines stays byte-for-byte identical):
 
-* :func:`stub_regions` replaces each marked region (the BEGIN line, the body,
-  the END line) by one ``raise NotImplementedError("<lab>: <what to do>")`` at
-  the region's indentation. The what-to-do text is the first line of the
-  enclosing function's docstring. Signature, docstring and any unmarked code
-  around the region stay.
+* :func:`stub_regions` replaces the body of each marked region (the lines
+  between BEGIN and END) by one ``raise NotImplementedError("<lab>: <what to
+  do>")`` at the region's indentation. The what-to-do text is the first line of
+  the enclosing function's docstring. The marker lines stay, showing the
+  student where to write (and keeping the tree valid for the marker checker
+  and for tests that re-stub a file); signature, docstring and unmarked code
+  around the region stay too.
 * :func:`replace_functions` replaces whole function definitions (decorators
   included), found by qualified name (``Class.method``), in a *target* text by
   the same-named definitions of a *donor* text, re-indented. Finding functions
@@ -116,7 +118,7 @@ def stub_statement(lab: str, todo: str, indent: str) -> list[str]:
 
 
 def stub_regions(text: str, regions: Iterable[MarkedRegion]) -> str:
-    """Replace each region (markers included) by a NotImplementedError stub; see the module docstring.
+    """Replace the inside of each region by a NotImplementedError stub; see the module docstring.
 
     Args:
         text: a module's source.
@@ -134,7 +136,7 @@ def stub_regions(text: str, regions: Iterable[MarkedRegion]) -> str:
         span = spans.get(region.function)
         todo = span.doc_first_line if span and span.doc_first_line else f"implement {region.function}()"
         stub = [line + "\n" for line in stub_statement(region.lab, todo, region.indent)]
-        lines[region.begin_line - 1 : region.end_line] = stub
+        lines[region.begin_line : region.end_line - 1] = stub  # the marker lines stay
     result = "".join(lines)
     function_spans(result)  # must still parse
     return result
