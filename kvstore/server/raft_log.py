@@ -692,9 +692,8 @@ class DurableRaftLog:
             raise InvalidArgument(f"entry {first} has term {entries[0].term} below the previous entry's {prev_term}")
         self._begin_batch()
         del self._terms[first - snap_index - 1 :]
-        for e in entries:
-            self._put(RecordType.ENTRY, encode_entry(e))
-            self._terms.append(e.term)
+        self._put_many([encode_record(RecordType.ENTRY, encode_entry(e)) for e in entries])
+        self._terms.extend(e.term for e in entries)
         seg = self._segments[-1]
         seg.max_index = max(seg.max_index, entries[-1].index)
         self._recovered = None
@@ -898,10 +897,14 @@ class DurableRaftLog:
         self._trace("raft_log_segment_created", seq=seq)
 
     def _put(self, record_type: RecordType, body: bytes) -> None:
-        """Buffer one record for the last segment; hand the buffer to the OS when it is large."""
-        rec = encode_record(record_type, body)
-        self._buf += rec
-        self._segments[-1].size_bytes += len(rec)
+        """Buffer one record for the last segment."""
+        self._put_many([encode_record(record_type, body)])
+
+    def _put_many(self, records: list[bytes]) -> None:
+        """Buffer encoded records for the last segment; hand the buffer to the OS when it is large."""
+        chunk = b"".join(records)
+        self._buf += chunk
+        self._segments[-1].size_bytes += len(chunk)
         if len(self._buf) >= WRITE_BUFFER_BYTES:
             try:
                 self._flush()
