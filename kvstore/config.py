@@ -132,10 +132,25 @@ class TestingConfig:
     harness's partitions, drops and delays).
     ``power_loss_journal``: journal every fsync, so that a harness can simulate
     power loss after killing the node (:mod:`kvstore.server.power_loss`).
+    ``planted_bug``: break one rule on purpose (:mod:`kvstore.server.planted`);
+    refused unless ``allow_planted_bugs`` is true as well.
     """
 
     allow_fault_injection: bool = False
     power_loss_journal: bool = False
+    allow_planted_bugs: bool = False
+    planted_bug: str = ""
+
+    def validate(self) -> None:
+        """A planted bug must be known and explicitly allowed."""
+        if not self.planted_bug:
+            return
+        from kvstore.server.planted import PLANTED_BUGS
+
+        if self.planted_bug not in PLANTED_BUGS:
+            raise ValueError(f"unknown planted_bug {self.planted_bug!r} (known: {', '.join(sorted(PLANTED_BUGS))})")
+        if not self.allow_planted_bugs:
+            raise ValueError("planted_bug is set but allow_planted_bugs is not true: refusing to run a broken node")
 
 
 @dataclass(frozen=True, slots=True)

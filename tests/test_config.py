@@ -118,3 +118,13 @@ def test_invalid_cluster_files_are_refused_clearly(tmp_path: Path, text: str, me
     with pytest.raises(ConfigError) as info:
         load_cluster(write(tmp_path, text, "cluster.toml"))
     assert message in str(info.value)
+
+
+def test_a_planted_bug_is_refused_unless_explicitly_allowed(tmp_path: Path) -> None:
+    """A broken node never starts by accident: planted_bug needs allow_planted_bugs, and a known name."""
+    with pytest.raises(ConfigError, match="allow_planted_bugs is not true"):
+        load_node_config(write(tmp_path, GOOD + '\n[testing]\nplanted_bug = "no-dedup"\n'))
+    with pytest.raises(ConfigError, match="unknown planted_bug"):
+        load_node_config(write(tmp_path, GOOD + '\n[testing]\nallow_planted_bugs = true\nplanted_bug = "typo"\n'))
+    cfg = load_node_config(write(tmp_path, GOOD + '\n[testing]\nallow_planted_bugs = true\nplanted_bug = "no-dedup"\n'))
+    assert cfg.testing.planted_bug == "no-dedup"

@@ -55,8 +55,9 @@ from kvstore.invariants import InvariantViolation
 from kvstore.raft.core import RaftConfig, RaftCore, ReadState, Ready, Role
 from kvstore.raft.messages import Message
 from kvstore.raft.storage import LogStorage, persist_ready
+from kvstore.server.planted import core_class, plant_engine_bug
 from kvstore.server.power_loss import JournalingFileSystem
-from kvstore.server.state_machine import Command, KVStateMachine, encode_command
+from kvstore.server.state_machine import Command, KVStateMachine, decode_command, encode_command
 from kvstore.server.transport import PeerTransport
 from kvstore.trace import NULL_TRACER, TraceEvent, Tracer
 from kvstore.types import CasResult, NodeStatus
@@ -85,6 +86,19 @@ def _durable_log(directory: str, fs: FileSystem) -> NodeLogStorage:
     return DurableRaftLog.open(directory, fs=fs)
 
 
+class _NoSyncStorage:
+    """Planted bug ack-before-fsync: every call passes through except ``sync``, which does nothing."""
+
+    def __init__(self, inner: NodeLogStorage) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def sync(self) -> None:
+        """Deliberately not durable."""
+
+
 @dataclass
 class _Proposal:
     term: int
@@ -105,6 +119,8 @@ class RaftNode:
         self.fs: FileSystem = OSFileSystem()
         if config.testing.power_loss_journal:
             self.fs = JournalingFileSystem(OSFileSystem(), config.node.data_dir)
+        self.planted_bug = config.testing.planted_bug
+        plant_engine_bug(self.planted_bug)
         self._storage_factory = storage_factory or (lambda d: _durable_log(d, self.fs))
         self.id = config.node.id
         self.tracer = tracer
@@ -142,16 +158,19 @@ class RaftNode:
         loop = asyncio.get_running_loop()
         os.makedirs(self.snapshots_dir, exist_ok=True)
         storage = await loop.run_in_executor(None, self._storage_factory, self.raft_dir)
+        if self.planted_bug == "ack-before-fsync":
+            storage = _NoSyncStorage(storage)
         self.storage = storage
         restore = await loop.run_in_executor(None, storage.load)
         self.sm = await loop.run_in_executor(None, lambda: KVStateMachine.open(self.engine_dir, fs=self.fs))
+        self.sm.dedup = self.planted_bug != "no-dedup"
         if restore.snapshot is not None and self.sm.applied_index < restore.snapshot.meta.index:
             await loop.run_in_executor(None, self.sm.restore_from, self.snapshot_path(restore.snapshot.data))
         from dataclasses import replace
 
         restore = replace(restore, applied_index=self.sm.applied_index)
         rc = self.config.raft
-        self.core = RaftCore(
+        self.core = core_class(self.planted_bug)(
             self.id,
             peers=[self.id, *(p.id for p in self.config.peers)],
             rng=random.Random(int.from_bytes(os.urandom(8), "big")),
@@ -297,6 +316,9 @@ class RaftNode:
             except errors.KVError as exc:
                 fut.set_exception(exc)
             else:
+                if self.planted_bug == "ack-before-commit":
+                    fut.set_result(self._optimistic_result(data))
+                    return
                 self._proposals[index] = _Proposal(core.term, fut)
         elif kind == "read":
             _, ctx, fut = item
@@ -306,6 +328,17 @@ class RaftNode:
                 fut.set_exception(self._not_leader())
             else:
                 self._reads[ctx] = fut
+
+    def _optimistic_result(self, data: bytes) -> object:
+        """Planted bug ack-before-commit: answer from local state as if the command had applied."""
+        assert self.sm is not None
+        cmd = decode_command(data)
+        current = self.sm.get(cmd.key)
+        if cmd.op == "put":
+            return current
+        if cmd.op == "del":
+            return current is not None
+        return CasResult(current == cmd.expected, current)
 
     async def _ready_cycle(self, rd: Ready) -> None:
         core, sm, storage = self.core, self.sm, self.storage
@@ -475,7 +508,10 @@ class ReplicatedBackend:
             raise errors.OutcomeUnknown("the write did not commit in time; it may or may not have happened") from None
 
     async def _confirm_read(self, stale: bool) -> KVStateMachine:
-        if not stale:
+        bug = self.node.planted_bug
+        if bug == "stale-local-reads" and self.node.core is not None and self.node.core.role != Role.LEADER:
+            raise self.node._not_leader()
+        if not stale and bug not in ("stale-local-reads", "follower-reads"):
             try:
                 await asyncio.wait_for(self.node.linearizable_read(), self.request_timeout_s)
             except TimeoutError:

@@ -164,3 +164,16 @@ def test_two_replicas_applying_the_same_log_end_in_the_same_state(tmp_path_facto
         results.append(out)
         sm.close()
     assert states[0] == states[1] and results[0] == results[1]
+
+
+def test_the_planted_no_dedup_bug_applies_a_retry_twice(tmp_path: Path) -> None:
+    """The planted bug really breaks exactly-once (so a harness that misses it is itself broken)."""
+    sm = open_sm(tmp_path / "e")
+    sm.dedup = False
+    f = Feeder(sm)
+    f.apply(Command("put", b"k", b"v0"))
+    f.apply(Command("cas", b"k", b"v1", b"v0", client_id=7, seq=1))
+    f.apply(Command("put", b"k", b"v0", client_id=8, seq=1))
+    retry = f.apply(Command("cas", b"k", b"v1", b"v0", client_id=7, seq=1))
+    assert retry == CasResult(True, b"v0") and sm.get(b"k") == b"v1", "applied a second time"
+    sm.close()
