@@ -75,8 +75,8 @@ MAX_PEER_QUEUE_MESSAGES = 1_024
 MAX_CONFIG_FILE_BYTES = 1 * MiB
 
 
-def check_key(key: bytes) -> None:
-    """Refuse a key that is not bytes, empty, or longer than MAX_KEY_BYTES.
+def check_key(key: bytes, *, limit: int = MAX_KEY_BYTES) -> None:
+    """Refuse a key that is not bytes, empty, or longer than ``limit`` (default MAX_KEY_BYTES).
 
     Raises:
         InvalidArgument: not bytes, or empty.
@@ -86,8 +86,8 @@ def check_key(key: bytes) -> None:
         raise InvalidArgument(f"key must be bytes, not {type(key).__name__}")
     if len(key) == 0:
         raise InvalidArgument("key must not be empty")
-    if len(key) > MAX_KEY_BYTES:
-        raise KeyTooLargeError(len(key), MAX_KEY_BYTES)
+    if len(key) > limit:
+        raise KeyTooLargeError(len(key), limit)
 
 
 def check_value(value: bytes) -> None:
@@ -142,3 +142,9 @@ SESSION_WINDOW_COMMANDS = 128
 # a restart needs for it.
 MAX_NODE_ID_BYTES = 255
 MAX_SNAPSHOT_DATA_BYTES = 256 * MiB
+
+# The storage engine accepts keys a little longer than users may send: the
+# node's state machine puts a one-byte namespace in front of every user key
+# (kvstore/server/NODE_FORMAT.md), and session records use 17-byte keys. 64
+# bytes of headroom keeps every such layer within the engine's limit.
+MAX_ENGINE_KEY_BYTES = MAX_KEY_BYTES + 64

@@ -202,8 +202,8 @@ class WriteBatch:
 
     def put(self, key: bytes, value: bytes) -> WriteBatch:
         """Set ``key`` to ``value``. Raises InvalidArgument / KeyTooLargeError / ValueTooLargeError."""
-        if type(key) is not bytes or not 0 < len(key) <= limits.MAX_KEY_BYTES:
-            limits.check_key(key)
+        if type(key) is not bytes or not 0 < len(key) <= limits.MAX_ENGINE_KEY_BYTES:
+            limits.check_key(key, limit=limits.MAX_ENGINE_KEY_BYTES)
             key = bytes(key)
         if type(value) is not bytes or len(value) > limits.MAX_VALUE_BYTES:
             limits.check_value(value)
@@ -213,7 +213,7 @@ class WriteBatch:
 
     def delete(self, key: bytes) -> WriteBatch:
         """Remove ``key``."""
-        limits.check_key(key)
+        limits.check_key(key, limit=limits.MAX_ENGINE_KEY_BYTES)
         self._ops[bytes(key)] = None
         return self
 
@@ -485,8 +485,8 @@ class Engine:
         Raises: InvalidArgument / KeyTooLargeError, ClosedError, CorruptionError, StorageError.
         Complexity: O(1) in memtables; per level one bloom probe, at most one block read.
         """
-        if type(key) is not bytes or not key or len(key) > limits.MAX_KEY_BYTES:
-            limits.check_key(key)
+        if type(key) is not bytes or not key or len(key) > limits.MAX_ENGINE_KEY_BYTES:
+            limits.check_key(key, limit=limits.MAX_ENGINE_KEY_BYTES)
             key = bytes(key)
         st = self._state
         if st is None:
@@ -535,7 +535,7 @@ class Engine:
         """
         for bound in (start, end):
             if bound is not None:
-                limits.check_key(bound)
+                limits.check_key(bound, limit=limits.MAX_ENGINE_KEY_BYTES)
         if limit is not None and (type(limit) is not int or limit < 0):
             raise InvalidArgument("limit must be a non-negative integer or None")
         start = None if start is None else bytes(start)
@@ -554,8 +554,8 @@ class Engine:
 
     def put(self, key: bytes, value: bytes) -> None:
         """Set ``key`` to ``value`` (durable on return with ``sync="always"``)."""
-        if type(key) is not bytes or not 0 < len(key) <= limits.MAX_KEY_BYTES:
-            limits.check_key(key)
+        if type(key) is not bytes or not 0 < len(key) <= limits.MAX_ENGINE_KEY_BYTES:
+            limits.check_key(key, limit=limits.MAX_ENGINE_KEY_BYTES)
             key = bytes(key)
         if type(value) is not bytes or len(value) > limits.MAX_VALUE_BYTES:
             limits.check_value(value)
@@ -565,7 +565,7 @@ class Engine:
 
     def delete(self, key: bytes) -> None:
         """Remove ``key`` (a tombstone; absent keys may be deleted)."""
-        limits.check_key(key)
+        limits.check_key(key, limit=limits.MAX_ENGINE_KEY_BYTES)
         key = bytes(key)
         self._write_one(key, None, _ONE_OP.pack(1, len(key), TOMBSTONE_LEN) + key)
 

@@ -17,7 +17,7 @@ from kvstore.errors import (
     ValueTooLargeError,
 )
 from kvstore.fs import SimFileSystem, SimulatedCrash
-from kvstore.limits import MAX_BATCH_OPS, MAX_KEY_BYTES, MAX_VALUE_BYTES
+from kvstore.limits import MAX_BATCH_OPS, MAX_ENGINE_KEY_BYTES, MAX_VALUE_BYTES
 from kvstore.lsm import Engine, WriteBatch
 from kvstore.lsm.testing import TINY_OPTIONS
 
@@ -79,7 +79,7 @@ def test_limits_are_enforced_with_typed_errors(sim_fs: SimFileSystem) -> None:
     """Oversized keys, values and batches and wrong types are refused with typed KVErrors."""
     with Engine.open("/db", fs=sim_fs) as db:
         with pytest.raises(KeyTooLargeError):
-            db.put(b"k" * (MAX_KEY_BYTES + 1), b"v")
+            db.put(b"k" * (MAX_ENGINE_KEY_BYTES + 1), b"v")
         with pytest.raises(ValueTooLargeError):
             db.put(b"k", b"v" * (MAX_VALUE_BYTES + 1))
         with pytest.raises(InvalidArgument):

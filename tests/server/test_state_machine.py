@@ -177,3 +177,15 @@ def test_the_planted_no_dedup_bug_applies_a_retry_twice(tmp_path: Path) -> None:
     retry = f.apply(Command("cas", b"k", b"v1", b"v0", client_id=7, seq=1))
     assert retry == CasResult(True, b"v0") and sm.get(b"k") == b"v1", "applied a second time"
     sm.close()
+
+
+def test_the_largest_user_key_fits_behind_the_namespace_prefix(tmp_path: Path) -> None:
+    """A key of exactly MAX_KEY_BYTES is stored and read back (the engine allows room for the prefix)."""
+    from kvstore.limits import MAX_KEY_BYTES
+
+    sm = open_sm(tmp_path / "e")
+    big = b"k" * MAX_KEY_BYTES
+    Feeder(sm).apply(Command("put", big, b"v", client_id=1, seq=1))
+    assert sm.get(big) == b"v"
+    assert sm.scan(None, None, reverse=False, limit=5) == [(big, b"v")]
+    sm.close()
