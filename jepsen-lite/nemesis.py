@@ -1,0 +1,439 @@
+"""Nemeses: the faults a run injects into a local cluster, on a seeded schedule.
+
+Theory of operation. A :class:`Nemesis` drives one :class:`~kvstore.server.local_cluster.LocalCluster`.
+Its schedule (:meth:`Nemesis.run_schedule`) alternates a fault interval and a
+healthy interval until the run's stop time; each fault is chosen with the run's
+seeded ``random.Random`` from the enabled kinds, started, recorded in the
+history (process -1, ``f = "nemesis"``, ``type = "invoke"``), held for
+``fault_s``, healed, and recorded again (``type = "ok"``, same key). Only one
+fault is active at a time, so each heal undoes exactly one thing.
+
+Kinds (``--nemesis`` names):
+
+- ``partition`` (a random shape) or one shape: ``partition-halves``,
+  ``partition-random-halves``, ``partition-isolate-one``, ``partition-isolate-leader``,
+  ``partition-bridge``, ``partition-majorities-ring``. A shape is computed as a
+  per-node ``isolate_from`` set (:func:`partition_plan`, pure) and applied
+  through each node's ``InjectFaults`` admin RPC (the transport fault seam; no
+  root needed), on both sides. Effect: Raft messages dropped (the nodes'
+  ``dropped_messages`` counters, read at the start and at the heal).
+- ``kill``: SIGKILL a random node, restart it at the heal. Effect: pids killed.
+- ``pause``: SIGSTOP a random node, SIGCONT at the heal. Effect: pids stopped
+  (checked in ``/proc``).
+- ``power-loss`` / ``power-loss-all``: SIGKILL one node (or every node at once),
+  drop every byte it had not fsynced (``LocalCluster.power_loss``), restart at
+  the heal. Effect: bytes dropped.
+- ``bitflip``: stop a random node, flip one bit of one of its engine data files,
+  restart it; an instant event. Effect: bits flipped, and what the node did on
+  restart (refused to start, or started — then its log tail is kept). Not in
+  ``partition`` or any default: a node may legitimately refuse to start after it.
+
+Clock skew (per-node tick rate) is not offered: the node has no tick-rate seam yet.
+
+Every blocking cluster call runs in a worker thread, so clients keep running
+while a node restarts. :meth:`Nemesis.heal_all` undoes whatever is active and is
+safe to call from a ``finally`` (it also SIGCONTs paused nodes, so that
+``LocalCluster.down`` can stop them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+import grpc
+from jepsen_lite.history import HistoryRecorder
+
+from kvstore import errors
+from kvstore.server.local_cluster import LocalCluster
+from kvstore.wire import kv_pb2, kv_pb2_grpc
+
+PARTITION_SHAPES: Final = ("halves", "random-halves", "isolate-one", "isolate-leader", "bridge", "majorities-ring")
+KINDS: Final = (
+    "partition",
+    *(f"partition-{s}" for s in PARTITION_SHAPES),
+    "kill",
+    "pause",
+    "power-loss",
+    "power-loss-all",
+    "bitflip",
+)
+ADMIN_TIMEOUT_S: Final = 1.0  # a paused node never answers; an admin call must not wait longer than this
+RESTART_TIMEOUT_S: Final = 30.0  # a node replays its Raft log on restart; 2-core CI machines are slow
+
+
+def parse_kinds(spec: str) -> tuple[str, ...]:
+    """Split ``"partition,kill"`` into kinds.
+
+    Raises:
+        InvalidArgument: an unknown kind (the message lists the known ones).
+    """
+    kinds = tuple(k.strip() for k in spec.split(",") if k.strip())
+    unknown = [k for k in kinds if k not in KINDS]
+    if unknown or not kinds:
+        raise errors.InvalidArgument(f"unknown nemesis {', '.join(unknown) or '(none)'}; known: {', '.join(KINDS)}")
+    return kinds
+
+
+def partition_plan(
+    shape: str, nodes: Sequence[str], rng: random.Random, *, leader: str | None = None
+) -> dict[str, set[str]]:
+    """Each node's ``isolate_from`` set for a partition shape (pure; symmetric by construction).
+
+    Args:
+        shape: one of PARTITION_SHAPES.
+        nodes: the node ids, at least 2.
+        rng: picks the random members (random-halves, isolate-one, bridge).
+        leader: the node to cut off for ``isolate-leader`` (a random node when None).
+
+    Returns:
+        node -> the peers it must not exchange messages with; ``b in plan[a]`` iff ``a in plan[b]``.
+
+    Shapes: ``halves`` splits the sorted ids into a smaller and a larger half;
+    ``random-halves`` the same after a shuffle; ``isolate-one`` / ``isolate-leader``
+    cut one node from the rest; ``bridge`` makes two halves that share one node
+    (only that node talks to both); ``majorities-ring`` places the nodes on a
+    shuffled ring where each talks only to its nearest neighbours, a majority
+    counting itself, so every node sees a majority but no two see the same one
+    (with 3 nodes everyone still sees everyone).
+    """
+    order = sorted(nodes)
+    if shape != "halves":
+        rng.shuffle(order)
+    n = len(order)
+    connected: set[frozenset[str]] = set()
+    if shape in ("halves", "random-halves"):
+        groups = [order[: n // 2], order[n // 2 :]]
+    elif shape in ("isolate-one", "isolate-leader"):
+        lone = leader if shape == "isolate-leader" and leader in order else order[0]
+        groups = [[lone], [x for x in order if x != lone]]
+    elif shape == "bridge":
+        groups = [order[: n // 2 + 1], order[n // 2 :]]
+    elif shape == "majorities-ring":
+        reach = (n // 2 + 1) // 2  # neighbours on each side: 2 * reach + 1 >= a majority
+        groups = [[order[i], order[(i + d) % n]] for i in range(n) for d in range(-reach, reach + 1)]
+    else:
+        raise errors.InvalidArgument(f"unknown partition shape {shape!r}; known: {', '.join(PARTITION_SHAPES)}")
+    for group in groups:
+        connected.update(frozenset((a, b)) for a in group for b in group)
+    return {a: {b for b in order if b != a and frozenset((a, b)) not in connected} for a in order}
+
+
+@dataclass
+class FaultCounts:
+    """How many faults of one kind were started, and what they measurably did."""
+
+    started: int = 0
+    effect: int = 0
+    unit: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, object]:
+        return {"started": self.started, "effect": self.effect, "unit": self.unit, "notes": self.notes[:20]}
+
+
+@dataclass
+class _Active:
+    """The fault in effect: its history key and what its heal must undo."""
+
+    kind: str
+    name: str
+    nodes: list[str]
+    before: dict[str, int] = field(default_factory=dict)  # partition: dropped_messages at the start
+
+
+class Nemesis:
+    """Applies and heals faults on a local cluster, recording each in the history (see the module docstring).
+
+    Call rules: ``start`` and ``heal`` alternate (one fault at a time); ``heal_all``
+    may be called at any moment, repeatedly. Not thread-safe: one asyncio task drives it.
+    """
+
+    def __init__(
+        self,
+        cluster: LocalCluster,
+        recorder: HistoryRecorder,
+        *,
+        kinds: Sequence[str],
+        rng: random.Random,
+        seed: int,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.cluster = cluster
+        self.recorder = recorder
+        self.kinds = tuple(kinds)
+        self.rng = rng
+        self.seed = seed
+        self.log = log or (lambda _m: None)
+        self.counts: dict[str, FaultCounts] = {}
+        self.active: _Active | None = None
+        self.paused_pids: dict[str, int] = {}
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    # ------------------------------------------------------------ schedule
+
+    async def run_schedule(self, *, stop_at: float, fault_s: float, heal_s: float, first_delay_s: float) -> None:
+        """Alternate healthy and faulty intervals until ``stop_at`` (loop time); heal before returning."""
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.sleep(min(first_delay_s, max(0.0, stop_at - loop.time())))
+            while loop.time() + fault_s / 2 < stop_at:
+                await self.start(self.rng.choice(self.kinds))
+                await asyncio.sleep(max(0.0, min(fault_s, stop_at - loop.time())))
+                await self.heal()
+                await asyncio.sleep(max(0.0, min(heal_s, stop_at - loop.time())))
+        finally:
+            await self.heal_all()
+
+    async def start(self, kind: str) -> None:
+        """Start one fault of ``kind`` (a KINDS name) and record it."""
+        await self.heal()  # one fault at a time
+        if kind.startswith("partition"):
+            shape = self.rng.choice(PARTITION_SHAPES) if kind == "partition" else kind.removeprefix("partition-")
+            await self._start_partition(shape)
+        elif kind == "kill":
+            await self._start_kill()
+        elif kind == "pause":
+            await self._start_pause()
+        elif kind in ("power-loss", "power-loss-all"):
+            await self._start_power_loss(every_node=kind == "power-loss-all")
+        elif kind == "bitflip":
+            await self._bitflip()
+        else:
+            raise errors.InvalidArgument(f"unknown nemesis {kind!r}")
+
+    async def heal(self) -> None:
+        """Undo the active fault (if any) and record the heal."""
+        active, self.active = self.active, None
+        if active is None:
+            return
+        if active.kind == "partition":
+            after = await self._inject_all({})
+            dropped = sum(max(0, after.get(n, 0) - active.before.get(n, 0)) for n in active.nodes)
+            self._count("partition", effect=dropped, unit="raft messages dropped")
+            self.recorder.nemesis(active.name, "ok", {"dropped_messages": dropped})
+        elif active.kind == "pause":
+            for node in active.nodes:
+                pid = self.paused_pids.pop(node, None)
+                if pid is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGCONT)
+            self.recorder.nemesis(active.name, "ok", None)
+        else:  # kill, power-loss: restart the nodes
+            outcome = await self._restart(active.nodes)
+            self.recorder.nemesis(active.name, "ok", outcome)
+        self.log(f"healed {active.name}")
+
+    async def heal_all(self) -> None:
+        """Heal the active fault, resume every paused node and clear every node's fault settings (best effort)."""
+        for node, pid in list(self.paused_pids.items()):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+            self.paused_pids.pop(node, None)
+        await self.heal()
+        await self._inject_all({})
+
+    async def close(self) -> None:
+        """Close the admin channels."""
+        channels, self._channels = list(self._channels.values()), {}
+        for ch in channels:
+            await ch.close(None)
+
+    def summary(self) -> dict[str, dict[str, object]]:
+        """Per kind: faults started, and their measured effect (with its unit)."""
+        return {kind: counts.to_json() for kind, counts in sorted(self.counts.items())}
+
+    def check_invariants(self) -> None:
+        """Paused nodes belong to the active pause; effects are never negative."""
+        from kvstore.invariants import invariant
+
+        invariant(all(c.effect >= 0 and c.started >= 0 for c in self.counts.values()), "counts are non-negative")
+        if self.paused_pids:
+            invariant(self.active is not None and self.active.kind == "pause", "a paused node belongs to the pause")
+
+    # ------------------------------------------------------------ faults
+
+    async def _start_partition(self, shape: str) -> None:
+        nodes = list(self.cluster.nodes)
+        leader = await self.leader() if shape == "isolate-leader" else None
+        plan = partition_plan(shape, nodes, self.rng, leader=leader)
+        name = f"partition {shape}"
+        self.recorder.nemesis(name, "invoke", {n: sorted(p) for n, p in plan.items()})
+        before = await self._inject_all(plan)
+        self.active = _Active("partition", name, nodes, before)
+        self._count("partition", started=1, unit="raft messages dropped")
+        self.log(f"started {name}: {', '.join(f'{n}x{sorted(p)}' for n, p in plan.items() if p)}")
+
+    async def _start_kill(self) -> None:
+        node = self.rng.choice(self._running())
+        self.recorder.nemesis(f"kill {node}", "invoke", {"node": node})
+        try:
+            pid = await asyncio.to_thread(self.cluster.kill, node)
+        except errors.KVError as exc:
+            self._count("kill", started=1, unit="processes killed", note=f"{node}: {exc}")
+        else:
+            self._count("kill", started=1, effect=1, unit="processes killed", note=f"{node} pid {pid}")
+        self.active = _Active("kill", f"kill {node}", [node])
+        self.log(f"killed {node}")
+
+    async def _start_pause(self) -> None:
+        node = self.rng.choice(self._running())
+        pid = self.cluster.node(node).running_pid()
+        self.recorder.nemesis(f"pause {node}", "invoke", {"node": node, "pid": pid})
+        stopped = False
+        if pid is not None:
+            os.kill(pid, signal.SIGSTOP)
+            self.paused_pids[node] = pid
+            stopped = await _wait_stopped(pid, timeout_s=2.0)
+        self._count("pause", started=1, effect=int(stopped), unit="processes stopped", note=f"{node} pid {pid}")
+        self.active = _Active("pause", f"pause {node}", [node])
+        self.log(f"paused {node}")
+
+    async def _start_power_loss(self, *, every_node: bool) -> None:
+        nodes = self._running() if every_node else [self.rng.choice(self._running())]
+        kind = "power-loss-all" if every_node else "power-loss"
+        name = f"{kind} {','.join(nodes)}"
+        self.recorder.nemesis(name, "invoke", {"nodes": nodes})
+        dropped = 0
+        for node in nodes:  # SIGKILL all first, so no node outlives the others' power cut
+            with contextlib.suppress(errors.KVError):
+                await asyncio.to_thread(self.cluster.kill, node)
+        for node in nodes:
+            try:
+                report = await asyncio.to_thread(self.cluster.power_loss, node)
+            except errors.KVError as exc:
+                self._count(kind, note=f"{node}: {exc}")
+                continue
+            dropped += report.bytes_dropped
+        self._count(kind, started=1, effect=dropped, unit="unsynced bytes dropped")
+        self.active = _Active(kind, name, nodes)
+        self.log(f"power loss on {', '.join(nodes)}: {dropped} unsynced bytes dropped")
+
+    async def _bitflip(self) -> None:
+        node = self.rng.choice(self._running())
+        await asyncio.to_thread(self.cluster.stop, node)
+        files = data_files(self.cluster.node(node).folder / "data")
+        name = f"bitflip {node}"
+        if not files:
+            self._count("bitflip", started=1, unit="bits flipped", note=f"{node}: no engine data file to flip")
+            self.recorder.nemesis(name, "info", {"node": node, "file": None})
+            await self._restart([node])
+            return
+        path = self.rng.choice(files)
+        offset = flip_bit(path, self.rng)
+        outcome = await self._restart([node])
+        note = f"{node}: flipped a bit of {path.name} at byte {offset}; on restart: {outcome[node]}"
+        self._count("bitflip", started=1, effect=1, unit="bits flipped", note=note)
+        self.recorder.nemesis(name, "info", {"node": node, "file": path.name, "offset": offset, **outcome})
+        self.log(note)
+
+    async def _restart(self, nodes: Sequence[str]) -> dict[str, str]:
+        outcome: dict[str, str] = {}
+        for node in nodes:
+            try:
+                await asyncio.to_thread(self.cluster.restart, node, timeout_s=RESTART_TIMEOUT_S)
+                outcome[node] = "restarted"
+            except errors.KVError as exc:
+                outcome[node] = f"did not restart: {str(exc)[-300:]}"
+                self._count("restart-failures", started=1, effect=1, unit="nodes that did not restart", note=str(exc))
+        return outcome
+
+    # ------------------------------------------------------------ admin RPCs
+
+    async def leader(self) -> str | None:
+        """The node that reports itself leader in the highest term, or None."""
+        best: tuple[int, str] | None = None
+        for node_id, node in self.cluster.nodes.items():
+            try:
+                r = await kv_pb2_grpc.KVStub(self._channel(node.spec.address)).Status(
+                    kv_pb2.StatusRequest(), timeout=ADMIN_TIMEOUT_S
+                )
+            except grpc.RpcError:
+                continue
+            if r.role == "leader" and (best is None or r.term > best[0]):
+                best = (r.term, node_id)
+        return best[1] if best else None
+
+    async def _inject_all(self, plan: dict[str, set[str]]) -> dict[str, int]:
+        """Send each node its isolate_from set (empty = heal); return node -> dropped_messages so far."""
+        dropped: dict[str, int] = {}
+        for node_id, node in self.cluster.nodes.items():
+            req = kv_pb2.InjectFaultsRequest(isolate_from=sorted(plan.get(node_id, ())), seed=self.seed)
+            try:
+                r = await kv_pb2_grpc.KVStub(self._channel(node.spec.address)).InjectFaults(
+                    req, timeout=ADMIN_TIMEOUT_S
+                )
+            except grpc.RpcError:
+                continue  # down or paused: it comes back with no faults set
+            if r.HasField("error"):
+                raise errors.ConfigError(f"node {node_id} refused InjectFaults: {r.error.message}")
+            dropped[node_id] = r.dropped_messages
+        return dropped
+
+    def _channel(self, address: str) -> grpc.aio.Channel:
+        ch = self._channels.get(address)
+        if ch is None:
+            ch = self._channels[address] = grpc.aio.insecure_channel(address)
+        return ch
+
+    def _running(self) -> list[str]:
+        return [n for n in self.cluster.nodes if self.cluster.is_running(n)] or list(self.cluster.nodes)
+
+    def _count(self, kind: str, *, started: int = 0, effect: int = 0, unit: str = "", note: str = "") -> None:
+        counts = self.counts.setdefault(kind, FaultCounts(unit=unit))
+        counts.started += started
+        counts.effect += effect
+        counts.unit = unit or counts.unit
+        if note:
+            counts.notes.append(note)
+
+
+def data_files(data_dir: Path) -> list[Path]:
+    """The engine's data files (SSTables and the like) under a node's data folder, largest first.
+
+    Raft log segments, the trace, the power-loss journal and tiny files are left out:
+    the bit flip aims at the engine's stored data.
+    """
+    skip = ("trace", "journal", "raft", ".log", "lock", "tmp")
+    found = [
+        p
+        for p in data_dir.rglob("*")
+        if p.is_file() and p.stat().st_size >= 64 and not any(s in str(p.relative_to(data_dir)) for s in skip)
+    ]
+    return sorted(found, key=lambda p: (-p.stat().st_size, str(p)))
+
+
+def flip_bit(path: Path, rng: random.Random) -> int:
+    """Flip one random bit of ``path`` in place; return the byte offset."""
+    with open(path, "r+b") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        offset = rng.randrange(size)
+        fh.seek(offset)
+        byte = fh.read(1)[0]
+        fh.seek(offset)
+        fh.write(bytes([byte ^ (1 << rng.randrange(8))]))
+        fh.flush()
+        os.fsync(fh.fileno())
+    return offset
+
+
+async def _wait_stopped(pid: int, *, timeout_s: float) -> bool:
+    """Wait until ``/proc`` shows the process stopped (state T); False if it never does."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return False
+        if state in ("T", "t"):
+            return True
+        await asyncio.sleep(0.01)
+    return False
