@@ -117,25 +117,26 @@ def test_killing_the_leader_elects_a_new_one_and_loses_no_acknowledged_write(clu
             assert c.get(key) == value
 
 
-def test_a_restarted_node_catches_up_by_log_and_then_by_snapshot(cluster: LocalCluster) -> None:
-    """A follower that missed a few writes replays the log; one that missed many gets a snapshot."""
-    lead = leader(cluster)
-    follower = next(n for n in cluster.nodes if n != lead.node_id)
+def test_a_restarted_old_leader_catches_up_by_log_and_then_by_snapshot(cluster: LocalCluster) -> None:
+    """A killed leader that missed a few writes replays the log; one that missed many gets a snapshot."""
     with Client(cluster.map, options=OPTS) as c:
-        cluster.kill(follower)
+        first = leader(cluster).node_id
+        cluster.kill(first)
         for i in range(20):
             c.put(b"a%02d" % i, b"x")
-        cluster.restart(follower)
-        target = next(r for r in cluster.status() if r.node_id == lead.node_id).applied_index
-        assert wait_applied(cluster, follower, target).keys == 20
-        cluster.kill(follower)
-        for i in range(450):  # past snapshot_threshold_entries twice: the leader compacts its log
+        cluster.restart(first)
+        new = leader(cluster, exclude=first)
+        target = next(r for r in cluster.status() if r.node_id == new.node_id).applied_index
+        assert wait_applied(cluster, first, target).keys == 20
+        second = leader(cluster).node_id
+        cluster.kill(second)
+        for i in range(450):  # past snapshot_threshold_entries twice: the new leader compacts its log
             c.put(b"b%03d" % i, b"y")
-        lead_row = next(r for r in cluster.status() if r.node_id == lead.node_id)
-        cluster.restart(follower)
-        row = wait_applied(cluster, follower, lead_row.applied_index)
+        lead_row = leader(cluster, exclude=second)
+        cluster.restart(second)
+        row = wait_applied(cluster, second, lead_row.applied_index)
         assert row.keys == 470
-    trace = (cluster.node(follower).folder / "data" / "trace.jsonl").read_text()
+    trace = (cluster.node(second).folder / "data" / "trace.jsonl").read_text()
     assert "snapshot_installed" in trace, "the second catch-up really used a snapshot"
 
 
