@@ -43,6 +43,10 @@ def up(shards: int, replicas: int, directory: str, timeout_s: float) -> None:
     """Create DIR, start every node, and wait until each shard has a leader.
 
     Writes DIR/cluster.toml and remembers it, so later `kv` commands need no --cluster.
+
+    \b
+    Example:
+      kv cluster up --shards 2 --replicas 3 --dir /tmp/kv
     """
 
     def run() -> None:
@@ -64,14 +68,24 @@ def up(shards: int, replicas: int, directory: str, timeout_s: float) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of nodes (id, shard, role, term, ...).")
 @pass_opts
 def cluster_status(opts: Options, as_json: bool) -> None:
-    """Show a table: shard, node, role, term, leader, commit and applied index, keys, disk bytes."""
+    """Show a table: shard, node, role, term, leader, commit and applied index, keys, disk bytes.
+
+    \b
+    Example:
+      kv cluster status --json
+    """
     guarded(lambda: print_status(opts, as_json))
 
 
 @cluster.command()
 @pass_opts
 def down(opts: Options) -> None:
-    """Stop every node of the cluster gracefully."""
+    """Stop every node of the cluster gracefully.
+
+    \b
+    Example:
+      kv cluster down
+    """
 
     def run() -> None:
         stopped = _local(opts).down()
@@ -84,7 +98,12 @@ def down(opts: Options) -> None:
 @click.argument("node_id")
 @pass_opts
 def kill(opts: Options, node_id: str) -> None:
-    """SIGKILL node NODE_ID (a crash, for experiments)."""
+    """SIGKILL node NODE_ID (a crash, for experiments).
+
+    \b
+    Example:
+      kv cluster kill n1
+    """
 
     def run() -> None:
         pid = _local(opts).kill(node_id)
@@ -97,7 +116,12 @@ def kill(opts: Options, node_id: str) -> None:
 @click.argument("node_id")
 @pass_opts
 def restart(opts: Options, node_id: str) -> None:
-    """Start node NODE_ID again (after `kill` or `down`) and wait until it answers."""
+    """Start node NODE_ID again (after `kill` or `down`) and wait until it answers.
+
+    \b
+    Example:
+      kv cluster restart n1
+    """
 
     def run() -> None:
         pid = _local(opts).restart(node_id)

@@ -130,7 +130,12 @@ def del_(opts: Options, key: str) -> None:
 @click.argument("key")
 @pass_opts
 def delete(opts: Options, key: str) -> None:
-    """Delete KEY; the same as ``kv del``."""
+    """Delete KEY; the same as ``kv del``.
+
+    \b
+    Example:
+      kv delete greeting
+    """
     _delete(opts, key)
 
 
@@ -192,6 +197,46 @@ def scan(opts: Options, start: str | None, end: str | None, limit: int | None, r
     guarded(run)
 
 
+def _neighbour(opts: Options, key: str, *, after: bool) -> None:
+    def run() -> None:
+        client = opts.client()
+        k = opts.decode_arg("key", key)
+        found = client.next(k) if after else client.prev(k)
+        if found is None:
+            emit(opts, "(none)", {"found": False})
+            sys.exit(EXIT_NOT_FOUND)
+        k2, v2 = opts.encode_out(found[0]), opts.encode_out(found[1])
+        emit(opts, f"{k2}\t{v2}", {"found": True, "key": k2, "value": v2})
+
+    guarded(run)
+
+
+@cli.command(name="next")
+@click.argument("key")
+@pass_opts
+def next_(opts: Options, key: str) -> None:
+    """Print the first KEY<tab>VALUE after KEY in key order (exit code 1 if none).
+
+    \b
+    Example:
+      kv next user:0041
+    """
+    _neighbour(opts, key, after=True)
+
+
+@cli.command()
+@click.argument("key")
+@pass_opts
+def prev(opts: Options, key: str) -> None:
+    """Print the last KEY<tab>VALUE before KEY in key order (exit code 1 if none).
+
+    \b
+    Example:
+      kv prev user:0041
+    """
+    _neighbour(opts, key, after=False)
+
+
 @cli.command()
 @click.option("--config", "config_path", required=True, metavar="FILE", help="The node's TOML configuration.")
 def node(config_path: str) -> None:
@@ -211,7 +256,12 @@ def node(config_path: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of nodes.")
 @pass_opts
 def status(opts: Options, as_json: bool) -> None:
-    """Show every node of the cluster (the same as `kv cluster status`)."""
+    """Show every node of the cluster (the same as `kv cluster status`).
+
+    \b
+    Example:
+      kv status --json
+    """
     guarded(lambda: print_status(opts, as_json))
 
 
@@ -220,7 +270,12 @@ def status(opts: Options, as_json: bool) -> None:
 @click.option("--grace", type=float, default=5.0, show_default=True, help="Seconds to finish accepted work.")
 @pass_opts
 def shutdown(opts: Options, node_id: str, grace: float) -> None:
-    """Ask node NODE_ID to shut down gracefully."""
+    """Ask node NODE_ID to shut down gracefully.
+
+    \b
+    Example:
+      kv shutdown n3 --grace 10
+    """
 
     def run() -> None:
         client = opts.client()

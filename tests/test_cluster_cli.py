@@ -96,3 +96,38 @@ def test_cluster_commands_report_bad_input_in_one_line(cluster_dir: Path, env: d
     again = kv(env, "cluster", "up", "--dir", str(cluster_dir))
     assert again.returncode == 2 and "already holds a cluster" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1
+
+
+def test_failover_through_the_cli(tmp_path: Path, env: dict[str, str]) -> None:
+    """One shard of 3 replicas: kill its leader with `kv cluster kill`, and `kv put`/`kv get` keep working."""
+    d = tmp_path / "kv3"
+    up = kv(env, "cluster", "up", "--shards", "1", "--replicas", "3", "--dir", str(d))
+    try:
+        assert up.returncode == 0, up.stderr
+        assert kv(env, "put", "before", "1").returncode == 0
+        rows = json.loads(kv(env, "cluster", "status", "--json").stdout)
+        old = next(r for r in rows if r["role"] == "leader")
+        assert kv(env, "cluster", "kill", old["id"]).returncode == 0
+        put = kv(env, "put", "after", "2")
+        assert put.returncode == 0, put.stderr
+        assert kv(env, "get", "before").stdout.strip() == "1"
+        assert kv(env, "next", "after").stdout.strip() == "before\t1"
+        assert kv(env, "prev", "before").stdout.strip() == "after\t2"
+        rows = json.loads(kv(env, "cluster", "status", "--json").stdout)
+        roles = {r["id"]: r["role"] for r in rows}
+        assert roles[old["id"]] == "down" and list(roles.values()).count("leader") == 1
+        assert next(r for r in rows if r["role"] == "leader")["term"] > old["term"]
+    finally:
+        kv(env, "--cluster", str(d / "cluster.toml"), "cluster", "down")
+
+
+def test_a_broken_cluster_file_is_one_line_and_exit_code_2(tmp_path: Path, env: dict[str, str]) -> None:
+    """A cluster file with a duplicate shard, or an unknown field, is refused before anything is sent."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[shard]]\nname = "s0"\nreplicas = [{ id = "n1", address = "127.0.0.1:1" }]\n' * 2)
+    done = kv(env, "--cluster", str(bad), "put", "a", "1")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [f"kv: error: {bad}: top level: shard name 's0' appears more than once"]
+    bad.write_text('[[shard]]\nname = "s0"\nnodes = []\n')
+    done = kv(env, "--cluster", str(bad), "get", "a")
+    assert done.returncode == 2 and "unknown field 'shard[0].nodes'" in done.stderr
