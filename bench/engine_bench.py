@@ -277,8 +277,9 @@ READING_GUIDE = """How to read these numbers (structural facts of kvstore.lsm, t
   the cache). With the default 8 MiB block cache and 116 MB of data most hits fetch a block.
 - **Scans** merge a window of every source at a time with `dict.update` and `sorted` (in C), so a
   full scan costs well under a microsecond of CPU per key.
-- **Profile.** The table above is cProfile's *own time* per function for the batched fill (with
-  its background flushes and compactions) and 50,000 hits; builtins such as `zlib.crc32`,
+- **Profile.** The table above is cProfile's *own time* per function for the batched fill and
+  50,000 hits, run with `background=False` so that flushes and compactions execute (and are
+  profiled) in the writing thread; builtins such as `zlib.crc32`,
   `dict.update` and `bytes.join` appear under their own names.
 """
 
