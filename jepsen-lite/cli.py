@@ -186,6 +186,7 @@ def bench(ops: int, keys: int, seeds: int, update_doc: Path | None) -> int:
 @click.option("--heal-s", type=click.FloatRange(min=0.1), default=3.0, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), help="the run folder (default: a new temporary folder)")
 @click.option("--planted", "planted_bug", help="a node planted bug name ([testing] planted_bug)")
+@click.option("--work-dir", type=click.Path(path_type=Path), help="the cluster's folder (default: a temporary one)")
 @click.option("--keep-cluster", is_flag=True, help="keep the cluster's data folder after the run")
 def run_command(
     nemesis: str,
@@ -199,6 +200,7 @@ def run_command(
     heal_s: float,
     out: Path | None,
     planted_bug: str | None,
+    work_dir: Path | None,
     keep_cluster: bool,
 ) -> int:
     """Start a local cluster, run a workload under faults, check it; exit 0 pass, 1 violation, 2 unknown."""
@@ -213,7 +215,7 @@ def run_command(
         options = RunOptions(
             nemesis=kinds, time_s=time_s, seed=seed, workload=workload, nodes=nodes, keys=keys,
             clients_per_key=clients_per_key, fault_s=fault_s, heal_s=heal_s, out=out, planted_bug=planted_bug,
-            keep_cluster=keep_cluster,
+            work_dir=work_dir, keep_cluster=keep_cluster,
         )
         result = run_test(options, echo=click.echo)
     except HistoryError:

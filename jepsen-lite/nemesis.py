@@ -17,9 +17,10 @@ Kinds (``--nemesis`` names):
   through each node's ``InjectFaults`` admin RPC (the transport fault seam; no
   root needed), on both sides. Effect: Raft messages dropped (the nodes'
   ``dropped_messages`` counters, read at the start and at the heal).
-- ``kill``: SIGKILL a random node, restart it at the heal. Effect: pids killed.
-- ``pause``: SIGSTOP a random node, SIGCONT at the heal. Effect: pids stopped
-  (checked in ``/proc``).
+- ``kill`` / ``kill-leader``: SIGKILL a random node (or the leader), restart it at
+  the heal. Effect: pids killed.
+- ``pause`` / ``pause-leader``: SIGSTOP a random node (or the leader), SIGCONT at
+  the heal. Effect: pids stopped (checked in ``/proc``).
 - ``power-loss`` / ``power-loss-all``: SIGKILL one node (or every node at once),
   drop every byte it had not fsynced (``LocalCluster.power_loss``), restart at
   the heal. Effect: bytes dropped.
@@ -61,7 +62,9 @@ KINDS: Final = (
     "partition",
     *(f"partition-{s}" for s in PARTITION_SHAPES),
     "kill",
+    "kill-leader",
     "pause",
+    "pause-leader",
     "power-loss",
     "power-loss-all",
     "bitflip",
@@ -199,10 +202,10 @@ class Nemesis:
         if kind.startswith("partition"):
             shape = self.rng.choice(PARTITION_SHAPES) if kind == "partition" else kind.removeprefix("partition-")
             await self._start_partition(shape)
-        elif kind == "kill":
-            await self._start_kill()
-        elif kind == "pause":
-            await self._start_pause()
+        elif kind in ("kill", "kill-leader"):
+            await self._start_kill(await self._target(leader=kind == "kill-leader"))
+        elif kind in ("pause", "pause-leader"):
+            await self._start_pause(await self._target(leader=kind == "pause-leader"))
         elif kind in ("power-loss", "power-loss-all"):
             await self._start_power_loss(every_node=kind == "power-loss-all")
         elif kind == "bitflip":
@@ -272,8 +275,12 @@ class Nemesis:
         self._count("partition", started=1, unit="raft messages dropped")
         self.log(f"started {name}: {', '.join(f'{n}x{sorted(p)}' for n, p in plan.items() if p)}")
 
-    async def _start_kill(self) -> None:
-        node = self.rng.choice(self._running())
+    async def _target(self, *, leader: bool) -> str:
+        """The leader (when asked for and known), else a random running node."""
+        chosen = await self.leader() if leader else None
+        return chosen or self.rng.choice(self._running())
+
+    async def _start_kill(self, node: str) -> None:
         self.recorder.nemesis(f"kill {node}", "invoke", {"node": node})
         try:
             pid = await asyncio.to_thread(self.cluster.kill, node)
@@ -284,8 +291,7 @@ class Nemesis:
         self.active = _Active("kill", f"kill {node}", [node])
         self.log(f"killed {node}")
 
-    async def _start_pause(self) -> None:
-        node = self.rng.choice(self._running())
+    async def _start_pause(self, node: str) -> None:
         pid = self.cluster.node(node).running_pid()
         self.recorder.nemesis(f"pause {node}", "invoke", {"node": node, "pid": pid})
         stopped = False

@@ -77,7 +77,8 @@ tick_ms = 20
 election_timeout_ticks = 10
 heartbeat_ticks = 2
 snapshot_threshold_entries = 1000
-"""
+"""  # fast elections so a short run sees several; the [raft] section stays open for raft_toml
+
 
 Echo = Callable[[str], None]
 
@@ -92,7 +93,10 @@ class RunOptions:
         planted_bug: a node ``[testing] planted_bug`` name, or None.
         keys / clients_per_key: the workload's shape (a quarter of register clients, at least one, read only).
         fault_s / heal_s: the lengths of the alternating fault and healthy intervals.
-        extra_config: more node TOML, appended after the runner's own.
+        raft_toml: more ``[raft]`` settings (TOML lines), e.g. ``check_quorum = false``.
+        work_dir: where the cluster's folders go (default: a new temporary folder), removed after the run
+            unless ``keep_cluster``.
+        extra_config: more node TOML sections, appended after the runner's own.
     """
 
     nemesis: tuple[str, ...] = ("partition", "kill")
@@ -110,6 +114,8 @@ class RunOptions:
     request_timeout_s: float = 1.0
     deadline_s: float = 3.0
     check_time_limit_s: float = 10.0
+    raft_toml: str = ""
+    work_dir: Path | None = None
     extra_config: str = ""
     keep_cluster: bool = False
 
@@ -178,7 +184,7 @@ def node_config(options: RunOptions) -> str:
     testing = ["[testing]", "allow_fault_injection = true", "power_loss_journal = true"]
     if options.planted_bug:
         testing += ["allow_planted_bugs = true", f"planted_bug = {json.dumps(options.planted_bug)}"]
-    return FAST_RAFT + "\n" + "\n".join(testing) + "\n" + options.extra_config
+    return FAST_RAFT + options.raft_toml + "\n\n" + "\n".join(testing) + "\n" + options.extra_config
 
 
 def run(options: RunOptions, *, echo: Echo | None = None) -> RunResult:
@@ -192,7 +198,7 @@ def run(options: RunOptions, *, echo: Echo | None = None) -> RunResult:
     say = echo or (lambda _m: None)
     folder = options.out or Path(tempfile.mkdtemp(prefix="jepsen-lite-run-"))
     folder.mkdir(parents=True, exist_ok=True)
-    cluster_root = Path(tempfile.mkdtemp(prefix="jepsen-lite-cluster-"))
+    cluster_root = options.work_dir or Path(tempfile.mkdtemp(prefix="jepsen-lite-cluster-"))
     cluster = LocalCluster(
         create_cluster(cluster_root / "kv", shards=1, replicas=options.nodes, extra_config=node_config(options)),
         progress=say,

@@ -1,0 +1,105 @@
+"""Planted bugs: a bounded jepsen-lite run with a suitable nemesis catches each one, and passes without it.
+
+Each case is a real 3-node cluster run with the node's ``[testing] planted_bug``
+switch; the same options without the bug must pass, so the verdict cannot come
+from the nemesis or the harness alone. Every run also proves its fault took
+effect. A fast subset runs in ``make test``; the rest is ``@pytest.mark.soak``.
+
+Why each nemesis (``check_quorum = false`` keeps a cut-off leader leading, so it
+keeps answering for the whole partition instead of stepping down after one
+election timeout — the window the bug needs):
+
+- stale-local-reads / ack-before-commit: isolate the leader; it serves reads it
+  cannot confirm / acknowledges writes the majority never commits.
+- follower-reads: halves cut n1 off; clients that first reached n1 keep reading
+  its stale state.
+- ack-before-fsync: cut the power of every node at once; acknowledged appends
+  vanish from the set.
+- no-dedup: SIGKILL / SIGSTOP the leader mid-write; the client retries, and the
+  retried compare-and-set is applied twice or refused after it applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+from jepsen_lite.runner import FAIL, PASS, RunOptions, RunResult, run
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """A planted bug and the run that catches it; ``effect`` is the fault kind whose effect must be positive."""
+
+    bug: str
+    options: RunOptions
+    effect: tuple[str, ...]
+
+
+ISOLATED_LEADER = RunOptions(
+    nemesis=("partition-isolate-leader",), time_s=8.0, seed=1, fault_s=3.0, heal_s=1.5,
+    raft_toml="check_quorum = false\n",
+)
+CASES = {
+    "stale-local-reads": Case("stale-local-reads", ISOLATED_LEADER, ("partition",)),
+    "ack-before-commit": Case("ack-before-commit", ISOLATED_LEADER, ("partition",)),
+    "follower-reads": Case(
+        "follower-reads",
+        RunOptions(nemesis=("partition-halves",), time_s=8.0, seed=1, fault_s=3.0, heal_s=1.5),
+        ("partition",),
+    ),
+    "ack-before-fsync": Case(
+        "ack-before-fsync",
+        RunOptions(nemesis=("power-loss-all",), workload="set", time_s=8.0, seed=1, fault_s=3.0, heal_s=1.5),
+        ("power-loss-all",),
+    ),
+    "no-dedup": Case(
+        "no-dedup",
+        RunOptions(nemesis=("kill-leader", "pause-leader"), time_s=10.0, seed=1, fault_s=3.0, heal_s=1.5),
+        ("kill", "pause"),
+    ),
+}
+FAST = ("stale-local-reads", "ack-before-commit")
+
+
+def _run(case: Case, tmp_path: Path, *, planted: bool) -> RunResult:
+    name = case.bug if planted else "clean"
+    options = replace(
+        case.options, planted_bug=case.bug if planted else None, out=tmp_path / name, work_dir=tmp_path / f"{name}-work"
+    )
+    print(f"{case.bug}: planted={planted}, seed {options.seed}, nemesis {','.join(options.nemesis)}")
+    result = run(options)
+    print(result.table())
+    effect = sum(result.fault_effect(kind) for kind in case.effect)
+    assert effect > 0, f"the fault never took effect: {result.faults}"
+    return result
+
+
+def _assert_caught(result: RunResult) -> None:
+    assert result.verdict == FAIL, f"the planted bug went unnoticed:\n{result.table()}"
+
+
+@pytest.mark.process
+@pytest.mark.parametrize("bug", FAST)
+def test_jepsen_lite_catches_a_planted_bug_with_an_isolated_leader(bug: str, tmp_path: Path) -> None:
+    """A leader cut off from the majority exposes stale local reads / acks before commit as non-linearizable."""
+    _assert_caught(_run(CASES[bug], tmp_path, planted=True))
+
+
+@pytest.mark.process
+def test_the_same_isolated_leader_run_passes_on_the_correct_build(tmp_path: Path) -> None:
+    """Without a planted bug, the isolated-leader run of the fast subset is linearizable and the replicas agree."""
+    result = _run(CASES[FAST[0]], tmp_path, planted=False)
+    assert result.verdict == PASS, result.table()
+
+
+@pytest.mark.soak
+@pytest.mark.process
+@pytest.mark.parametrize("bug", sorted(CASES))
+def test_jepsen_lite_catches_every_planted_bug_and_the_correct_build_passes(bug: str, tmp_path: Path) -> None:
+    """Soak: for each planted bug its run fails, and the identical run without the bug passes."""
+    case = CASES[bug]
+    _assert_caught(_run(case, tmp_path, planted=True))
+    clean = _run(case, tmp_path, planted=False)
+    assert clean.verdict == PASS, clean.table()
