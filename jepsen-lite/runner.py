@@ -334,15 +334,17 @@ async def _progress(recorder: HistoryRecorder, nemesis: Nemesis, stop_at: float,
         events = recorder.events()
         counts = Counter(e.type for e in events if not e.is_nemesis)
         fault = nemesis.active.name if nemesis.active else "none"
-        say(
-            f"  [{max(0.0, stop_at - loop.time()):5.1f} s left] {counts['ok']} ok, {counts['fail']} fail, "
-            f"{counts['info']} info; fault: {fault}"
-        )
+        left = stop_at - loop.time()
+        when = f"{left:5.1f} s left" if left > 0 else "time is up, healing"
+        say(f"  [{when}] {counts['ok']} ok, {counts['fail']} fail, {counts['info']} info; fault: {fault}")
 
 
 async def _replica_dumps(cluster: LocalCluster, notes: list[str]) -> dict[str, dict[str, object] | None]:
     """Each node's workload keys, read locally (stale) once every node has applied the same index."""
-    channels = {n: grpc.aio.insecure_channel(node.spec.address) for n, node in cluster.nodes.items()}
+    down = [n for n in cluster.nodes if not cluster.is_running(n)]
+    if down:
+        notes.append(f"not running at the end (not compared): {', '.join(down)}")
+    channels = {n: grpc.aio.insecure_channel(node.spec.address) for n, node in cluster.nodes.items() if n not in down}
     try:
         stubs = {n: kv_pb2_grpc.KVStub(ch) for n, ch in channels.items()}
         deadline = time.monotonic() + SETTLE_TIMEOUT_S
@@ -357,7 +359,9 @@ async def _replica_dumps(cluster: LocalCluster, notes: list[str]) -> dict[str, d
                 notes.append(f"replicas never reached the same applied index: {applied}")
                 break
             await asyncio.sleep(0.1)
-        return {n: await _dump(stub) for n, stub in stubs.items()}
+        dumps: dict[str, dict[str, object] | None] = {n: None for n in down}
+        dumps.update({n: await _dump(stub) for n, stub in stubs.items()})
+        return dumps
     finally:
         for ch in channels.values():
             await ch.close(None)
