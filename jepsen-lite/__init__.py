@@ -11,8 +11,16 @@ Modules (flat; each opens with its theory of operation):
 - :mod:`jepsen_lite.timeline` — ``timeline.html``; :mod:`jepsen_lite.plots` — ``latency.png``, ``rate.png``;
 - :mod:`jepsen_lite.synthetic` — seeded synthetic histories; :mod:`jepsen_lite.bench` — the benchmark;
 - :mod:`jepsen_lite.testing` — a history builder and a brute-force checker for tests;
+- :mod:`jepsen_lite.runner` — ``jepsen-lite run``: a bounded test against a local cluster;
+  :mod:`jepsen_lite.workloads` — its logical clients; :mod:`jepsen_lite.nemesis` — its faults;
 - :mod:`jepsen_lite.cli` — the ``jepsen-lite`` command.
+
+The runner's names (``RunOptions``, ``RunResult``, ``run``, ``Nemesis``, ``partition_plan``)
+are re-exported lazily: importing them pulls in the gRPC client, which checking a
+history does not need.
 """
+
+import importlib
 
 from jepsen_lite.checker import (
     LINEARIZABLE,
@@ -84,3 +92,18 @@ __all__ = [
     "write_jsonl",
     "write_reports",
 ]
+
+_LAZY = {
+    "RunOptions": "jepsen_lite.runner",
+    "RunResult": "jepsen_lite.runner",
+    "run": "jepsen_lite.runner",
+    "Nemesis": "jepsen_lite.nemesis",
+    "partition_plan": "jepsen_lite.nemesis",
+}
+
+
+def __getattr__(name: str) -> object:
+    """The runner's names, imported on first use (see the module docstring)."""
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'jepsen_lite' has no attribute {name!r}")

@@ -20,7 +20,9 @@ for the benchmark), and ``jepsen-lite bench`` measures the checker.
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -210,6 +212,8 @@ def run_command(
 
     from kvstore.errors import KVError
 
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None  # SIGTERM cleans up like Ctrl-C
     try:
         kinds = () if nemesis.strip() in ("", "none") else parse_kinds(nemesis)
         options = RunOptions(
@@ -223,8 +227,15 @@ def run_command(
     except KVError as exc:
         click.echo(f"jepsen-lite run: error: {exc}", err=True)
         return EXIT_BAD_INPUT
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     click.echo(result.table())
     return result.exit_code
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def run(argv: Sequence[str] | None = None) -> int:

@@ -423,18 +423,20 @@ class Nemesis:
 
 
 def data_files(data_dir: Path) -> list[Path]:
-    """The engine's data files (SSTables and the like) under a node's data folder, largest first.
+    """The engine's files under a node's data folder that a bit flip may hit: SSTables first, largest first.
 
-    Raft log segments, the trace, the power-loss journal and tiny files are left out:
+    Without an SSTable yet (nothing flushed), the engine's manifest and log files are
+    the candidates. Raft log segments, the trace and the power-loss journal are left out:
     the bit flip aims at the engine's stored data.
     """
-    skip = ("trace", "journal", "raft", ".log", "lock", "tmp")
+    skip = ("trace", "journal", "raft", "lock", "tmp", "snapshot")
     found = [
         p
         for p in data_dir.rglob("*")
-        if p.is_file() and p.stat().st_size >= 64 and not any(s in str(p.relative_to(data_dir)) for s in skip)
+        if p.is_file() and p.stat().st_size >= 16 and not any(s in str(p.relative_to(data_dir)) for s in skip)
     ]
-    return sorted(found, key=lambda p: (-p.stat().st_size, str(p)))
+    tables = [p for p in found if p.suffix == ".sst"]
+    return sorted(tables or found, key=lambda p: (-p.stat().st_size, str(p)))
 
 
 def flip_bit(path: Path, rng: random.Random) -> int:

@@ -197,3 +197,20 @@ def test_an_interrupted_run_stops_every_node_even_a_paused_one(tmp_path: Path) -
                        work_dir=work), echo=echo)
     assert len(seen) == 3, "the nodes were running when the interrupt came"
     assert _node_pids(work) == [], "every node process is gone, the paused one included"
+
+
+@pytest.mark.soak
+@pytest.mark.process
+def test_a_node_with_a_flipped_bit_in_its_engine_files_refuses_to_start(tmp_path: Path) -> None:
+    """Soak: after one bit of an engine file flips, the node will not serve it (checksum), and the run still passes."""
+    seed = 5
+    print(f"seed {seed}")
+    result = run(RunOptions(
+        nemesis=("bitflip",), time_s=12, seed=seed, fault_s=1.0, heal_s=30.0, first_fault_after_s=3.0,
+        out=tmp_path / "run", work_dir=tmp_path / "work",
+    ))
+    notes = result.faults["bitflip"]["notes"]
+    assert result.fault_effect("bitflip") == 1, notes
+    assert isinstance(notes, list) and "refused to start" in notes[0] and "corruption" in notes[0], notes
+    assert result.verdict == PASS, result.table()
+    assert _node_pids(tmp_path / "work") == []
