@@ -166,45 +166,57 @@ class Block:
         invariant(all(a < b for a, b in pairwise(k)), "block keys strictly increase")
 
 
+def check_trailer(raw: bytes, path: str, offset: int) -> None:
+    """Verify a sealed block's trailer: long enough, CRC-32 matches, known block type.
+
+    Raises:
+        CorruptionError: naming ``path`` and the block's ``offset``.
+    """
+    if len(raw) < TRAILER_BYTES:
+        raise CorruptionError(path, offset, "block shorter than its trailer")
+    block_type, crc = TRAILER.unpack_from(raw, len(raw) - TRAILER_BYTES)
+    if zlib.crc32(memoryview(raw)[:-4]) != crc:  # a view: no copy of the block
+        raise CorruptionError(path, offset, "block checksum mismatch")
+    if block_type != BLOCK_TYPE_PLAIN:
+        raise CorruptionError(path, offset, f"unknown block type {block_type}")
+
+
 def unseal_block(raw: bytes, path: str, offset: int) -> bytes:
     """Verify a sealed block's trailer (type and CRC-32) and return its contents.
 
     Raises:
         CorruptionError: too short, checksum mismatch or unknown type (naming ``path`` and ``offset``).
     """
-    if len(raw) < TRAILER_BYTES:
-        raise CorruptionError(path, offset, "block shorter than its trailer")
-    block_type, crc = TRAILER.unpack_from(raw, len(raw) - TRAILER_BYTES)
-    if zlib.crc32(raw[:-4]) != crc:
-        raise CorruptionError(path, offset, "block checksum mismatch")
-    if block_type != BLOCK_TYPE_PLAIN:
-        raise CorruptionError(path, offset, f"unknown block type {block_type}")
+    check_trailer(raw, path, offset)
     return raw[:-TRAILER_BYTES]
 
 
 def decode_block(raw: bytes, path: str, offset: int) -> Block:
-    """Verify a sealed block's checksum and decode its entries.
+    """Verify a sealed block's checksum and decode its offset arrays.
+
+    The returned block keeps ``raw`` itself as its contents (the trailer stays at the end,
+    beyond every offset), which saves copying the block.
 
     Raises:
         CorruptionError: bad checksum, unknown type, or offsets that do not fit (naming
             ``path`` and the block's ``offset``).
     """
     # BEGIN SOLUTION lsm-sstable
-    contents = unseal_block(raw, path, offset)
-    size = len(contents)
+    check_trailer(raw, path, offset)
+    size = len(raw) - TRAILER_BYTES
     if size < 4:
         raise CorruptionError(path, offset, "block too short for its entry count")
-    (n,) = _U32.unpack_from(contents, size - 4)
+    (n,) = _U32.unpack_from(raw, size - 4)
     table_at = size - 4 - 9 * n
     if table_at < 0:
         raise CorruptionError(path, offset, "block entry count does not fit")
-    ends = struct.unpack_from(f"<{2 * n}I", contents, table_at)
+    ends = struct.unpack_from(f"<{2 * n}I", raw, table_at)
     key_bounds = (0, *ends[:n])
     value_bounds = (key_bounds[-1], *ends[n:])
     if value_bounds[-1] != table_at or value_bounds[0] > table_at:
         raise CorruptionError(path, offset, "block offsets do not match its size")
-    kinds = contents[size - 4 - n : size - 4]
-    return Block(contents, key_bounds, value_bounds, kinds)
+    kinds = raw[size - 4 - n : size - 4]
+    return Block(raw, key_bounds, value_bounds, kinds)
     # END SOLUTION
 
 
