@@ -118,12 +118,12 @@ def write_bootstrap(tree: Path, boot_dir: Path) -> Path:
 def isolated_env(tree: Path, boot_dir: Path, *, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a process that imports from ``tree`` (see the module docstring).
 
-    Fixed ``PYTHONHASHSEED`` so that runs repeat; no bytecode written into the copy.
+    Fixed ``PYTHONHASHSEED`` so that runs repeat.
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "KVCOURSE_"))}
     env["PYTHONPATH"] = os.pathsep.join([str(boot_dir.resolve()), str(tree.resolve())])
     env["PYTHONHASHSEED"] = "0"
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # the copy is private: its bytecode speeds the next process up
     env.pop("PYTHONSAFEPATH", None)
     env.update(extra or {})
     return env

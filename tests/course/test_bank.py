@@ -64,8 +64,13 @@ def _check_caught(variant: Variant, snapshot: tuple[Path, list[str]]) -> None:
     assert result.score < result.max_score, result.summary()
 
 
-# One variant per lab in the default run (grading costs two pytest processes); all of them in soak.
-DEFAULT_VARIANTS = [min((v for v in BANK if v.lab == lab), key=lambda v: v.name) for lab in LABS_WITH_BANK]
+# In the default run, one variant for each lab with hidden tests (grading costs two pytest
+# processes); every variant of every lab in soak.
+DEFAULT_VARIANTS = [
+    min((v for v in BANK if v.lab == lab), key=lambda v: v.name)
+    for lab in LABS_WITH_BANK
+    if CATALOG.lab(lab).hidden_tests
+]
 
 
 @pytest.mark.parametrize("variant", DEFAULT_VARIANTS, ids=lambda v: f"{v.lab}/{v.name}")
@@ -99,3 +104,9 @@ def test_every_graded_test_catches_a_variant_or_is_a_sanity_test(lab_id: str, sn
         caught |= {i.name.rsplit("::", 1)[1] for i in result.failed_items()}
     uncaught = graded_test_functions(lab_id, root) - caught - set(lab.sanity_tests)
     assert not uncaught, f"graded tests that catch no broken solution; add a variant or list as sanity: {uncaught}"
+
+
+@pytest.mark.parametrize("lab_id", LABS_WITH_BANK)
+def test_every_sanity_test_in_the_catalog_is_a_graded_test_of_its_lab(lab_id: str) -> None:
+    """A sanity_tests entry that names no graded test (a typo, a renamed test) would hide an uncaught test."""
+    assert set(CATALOG.lab(lab_id).sanity_tests) <= graded_test_functions(lab_id)

@@ -37,11 +37,15 @@ def test_labs_with_code_name_test_paths_that_exist() -> None:
     assert CATALOG.lab("ring-routing").hidden_tests and CATALOG.lab("lin-checker").hidden_tests
 
 
-def test_labs_with_code_have_a_handout() -> None:
-    """Each lab whose code exists and whose tests are written has its handout in docs/labs/."""
-    for lab_id in ("ring-routing", "lin-checker"):
+def test_labs_with_code_have_a_handout_that_names_every_function_to_write() -> None:
+    """Each lab with marked code has docs/labs/<id>.md, and the handout names each function the student writes."""
+    regions, _ = scan_tree(ROOT)
+    for lab_id in sorted({r.lab for r in regions}):
         handout = CATALOG.lab(lab_id).handout
-        assert handout.startswith("docs/labs/") and (ROOT / handout).is_file(), lab_id
+        assert handout == f"docs/labs/{lab_id}.md" and (ROOT / handout).is_file(), lab_id
+        text = (ROOT / handout).read_text()
+        for region in (r for r in regions if r.lab == lab_id):
+            assert region.function.rsplit(".", 1)[-1] in text, (lab_id, region.function)
 
 
 def test_instructor_only_paths_cover_hidden_tests_bank_and_grader() -> None:
