@@ -180,7 +180,7 @@ def bench(ops: int, keys: int, seeds: int, update_doc: Path | None) -> int:
 @click.option("--time", "time_s", type=click.FloatRange(min=1.0), default=60.0, show_default=True,
               help="seconds of clients and faults")
 @click.option("--seed", type=int, default=7, show_default=True)
-@click.option("--workload", type=click.Choice(["register", "set"]), default="register", show_default=True)
+@click.option("--workload", type=click.Choice(["register", "set", "mixed"]), default="register", show_default=True)
 @click.option("--nodes", type=click.IntRange(min=1, max=9), default=3, show_default=True)
 @click.option("--keys", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--clients-per-key", type=click.IntRange(min=1), default=4, show_default=True)

@@ -285,13 +285,13 @@ async def _drive(
     state = WorkloadState(
         recorder, cluster.map, ClientOptions(request_timeout_s=options.request_timeout_s, deadline_s=options.deadline_s)
     )
-    prefix = "s" if options.workload == "set" else "r"
-    keys = [f"{prefix}{i}" for i in range(options.keys)]
+    kinds = ("register", "set") if options.workload == "mixed" else (options.workload,)
+    keys = [f"{kind[0]}{i}" for kind in kinds for i in range(options.keys)]  # r0.. register, s0.. set
     clients: list[asyncio.Task[None]] = []
     for key in keys:
         for i in range(options.clients_per_key):
             crng = random.Random(rng.getrandbits(64))
-            if options.workload == "set":
+            if key.startswith("s"):
                 clients.append(asyncio.create_task(set_client(state, key, rng=crng)))
             else:
                 reads_only = i < max(1, options.clients_per_key // 4)
@@ -321,7 +321,7 @@ async def _drive(
         await asyncio.to_thread(cluster.wait_for_leaders, timeout_s=SETTLE_TIMEOUT_S)
     except errors.KVError as exc:
         notes.append(f"no leader after the heal: {exc}")
-    await final_reads(state, options.workload, keys)
+    await final_reads(state, keys)
     dumps = await _replica_dumps(cluster, notes)
     await nemesis.close()
     return dumps

@@ -23,6 +23,9 @@ it saw.
   value; so a store that applies a retried cas twice, or refuses a cas it did
   apply, shows ``e`` twice in the final read, and a store that loses an
   acknowledged cas misses it. Checked by :mod:`jepsen_lite.sets`.
+- **mixed**: both at once, on keys ``r0..`` and ``s0..`` of the same shard, so the
+  register's blind writes and the sets' compare-and-sets share one Raft log (a
+  replica that applies a wrong entry in place of a set's cas diverges for good).
 
 After the faults are healed and the clients stopped, :func:`final_reads` reads
 each key once more (retrying a few times) under fresh processes.
@@ -44,7 +47,7 @@ from kvstore.client.cluster import ClusterMap
 from kvstore.errors import KVError
 
 STORE_PREFIX: Final = b"jl/"
-WORKLOADS: Final = ("register", "set")
+WORKLOADS: Final = ("register", "set", "mixed")
 THINK_S: Final = 0.02  # mean pause between a client's operations: keeps the history checkable, the cluster busy
 ADD_ATTEMPTS: Final = 20  # read + cas rounds one add may take before it gives up (contention)
 
@@ -209,15 +212,15 @@ class _GaveUp(KVError):
     definite = True
 
 
-async def final_reads(state: WorkloadState, workload: str, keys: list[str], *, attempts: int = 5) -> None:
-    """Read every key once more, under a fresh process per key, retrying definite failures."""
+async def final_reads(state: WorkloadState, keys: list[str], *, attempts: int = 5) -> None:
+    """Read every key once more (a set key ``s..`` whole), under a fresh process per key, retrying definite failures."""
     rng = random.Random(0)
     for key in keys:
         lc = LogicalClient(state, rng=rng)
         skey = store_key(key)
         try:
             for _ in range(attempts):
-                if workload == "set":
+                if key.startswith("s"):
                     kind, _ = await lc.call("read-set", key, None, partial(_read_set, lc.client, skey))
                 else:
                     kind, _ = await lc.call("read", key, None, partial(_read, lc.client, skey))
