@@ -28,9 +28,11 @@ has a timeout. With ``--repeat N`` the systems are interleaved (run 1 of each,
 then run 2 of each...) and medians are reported, which evens out a shared
 machine's background load.
 
-Besides ops/s and latency, each row has the CPU seconds the servers and this
-load generator used per 1,000 operations (from /proc), which says how efficient
-a system is independently of how busy the machine was.
+Besides ops/s and latency, each row has the CPU milliseconds per operation that
+the servers (all three summed) and this load generator used during the window
+(from /proc), which says how efficient a system is whatever else the machine
+was doing. ``--py-spy DIR`` also profiles the kvstore leader (see
+``bench/_node_profile.py``).
 
 Peers are set up by this script unless ``--no-setup``: ``apt-get install -y
 etcd-server`` when no ``etcd`` is on PATH, and ``pip install -r
