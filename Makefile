@@ -52,7 +52,7 @@ clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info
 
 # Benchmarks (not part of make test; each writes its numbers to docs/PERFORMANCE.md).
-.PHONY: bench-engine bench-ring bench-checker
+.PHONY: bench-engine bench-ring bench-checker bench-node
 bench-engine: $(STAMP)
 	$(BIN)/python bench/engine_bench.py $(ARGS)
 
@@ -61,3 +61,6 @@ bench-ring: $(STAMP)
 
 bench-checker: $(STAMP)
 	$(BIN)/python -m jepsen_lite.cli bench --update-doc docs/PERFORMANCE.md $(ARGS)
+
+bench-node: $(STAMP)
+	$(BIN)/python bench/node_bench.py --repeat 5 --write $(ARGS)
