@@ -53,8 +53,8 @@ from kvstore.config import NodeConfig
 from kvstore.fs import FileSystem, OSFileSystem
 from kvstore.invariants import InvariantViolation
 from kvstore.raft.core import RaftConfig, RaftCore, ReadState, Ready, Role
-from kvstore.raft.messages import Message
-from kvstore.raft.storage import LogStorage, persist_ready
+from kvstore.raft.messages import HardState, Message
+from kvstore.raft.storage import LogStorage
 from kvstore.server.planted import core_class, plant_engine_bug
 from kvstore.server.power_loss import JournalingFileSystem
 from kvstore.server.state_machine import Command, KVStateMachine, decode_command, encode_command
@@ -146,6 +146,7 @@ class RaftNode:
         self._reads: dict[bytes, asyncio.Future[None]] = {}
         self._confirmed_reads: list[tuple[ReadState, asyncio.Future[None]]] = []
         self._read_seq = 0
+        self._durable_hard_state = HardState()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self.failure: BaseException | None = None
@@ -169,6 +170,7 @@ class RaftNode:
         from dataclasses import replace
 
         restore = replace(restore, applied_index=self.sm.applied_index)
+        self._durable_hard_state = restore.hard_state
         rc = self.config.raft
         self.core = core_class(self.planted_bug)(
             self.id,
@@ -351,25 +353,42 @@ class RaftNode:
         if early:
             for m in rd.messages:
                 self.transport.send(m)
-        if rd.snapshot is not None or rd.entries or rd.hard_state is not None:
-            await loop.run_in_executor(None, persist_ready, storage, rd)
-        if not early:
+        snapshot_dir = self.snapshot_path(rd.snapshot.data) if rd.snapshot is not None else None
+        durable = self._durable_hard_state
+
+        def persist() -> None:
+            self._durable_hard_state = persist_ready_lazily(storage, rd, durable)
+
+        def install_and_apply() -> list[object]:
+            if snapshot_dir is not None:
+                sm.restore_from(snapshot_dir)
+            return [sm.apply(e) for e in rd.committed_entries]
+
+        if early:
+            # One worker-thread hop for the leader: its messages are already out.
+            def both() -> list[object]:
+                persist()
+                return install_and_apply()
+
+            results = await loop.run_in_executor(None, both)
+        else:
+            if rd.snapshot is not None or rd.entries or rd.hard_state is not None:
+                await loop.run_in_executor(None, persist)
             for m in rd.messages:
                 self.transport.send(m)
-        if rd.snapshot is not None:
-            await loop.run_in_executor(None, sm.restore_from, self.snapshot_path(rd.snapshot.data))
-        if rd.committed_entries:
-            results = await loop.run_in_executor(None, lambda: [sm.apply(e) for e in rd.committed_entries])
-            for entry, result in zip(rd.committed_entries, results, strict=True):
-                waiter = self._proposals.pop(entry.index, None)
-                if waiter is None or waiter.future.done():
-                    continue
-                if waiter.term == entry.term:
-                    waiter.future.set_result(result)
-                else:
-                    waiter.future.set_exception(
-                        errors.Unavailable("leadership changed before the write committed; it was not applied")
-                    )
+            results = []
+            if snapshot_dir is not None or rd.committed_entries:
+                results = await loop.run_in_executor(None, install_and_apply)
+        for entry, result in zip(rd.committed_entries, results, strict=True):
+            waiter = self._proposals.pop(entry.index, None)
+            if waiter is None or waiter.future.done():
+                continue
+            if waiter.term == entry.term:
+                waiter.future.set_result(result)
+            else:
+                waiter.future.set_exception(
+                    errors.Unavailable("leadership changed before the write committed; it was not applied")
+                )
         for rs in rd.read_states:
             fut = self._reads.pop(rs.context, None)
             if fut is not None:
@@ -470,6 +489,29 @@ class RaftNode:
         self.tracer.emit(
             TraceEvent(time.time(), self.id, core.term if core else 0, core.role.value if core else "", event, fields)
         )
+
+
+def persist_ready_lazily(storage: LogStorage, rd: Ready, durable: HardState) -> HardState:
+    """Persist ``rd`` like :func:`kvstore.raft.storage.persist_ready`, but skip the fsync when
+    the only change is a higher commit index; return the hard state now known durable.
+
+    The commit index need not survive a crash (a restarted node learns it again
+    from the leader, and never acts on it before), so etcd's rule applies: an
+    fsync is needed for entries, a snapshot, or a new term or vote. The
+    unsynced hard-state record becomes durable with the next fsync.
+    """
+    if rd.snapshot is not None:
+        storage.save_snapshot(rd.snapshot)
+    if rd.entries:
+        storage.append(rd.entries)
+    hs = rd.hard_state
+    if hs is not None:
+        storage.set_hard_state(hs)
+    term_or_vote_changed = hs is not None and (hs.term, hs.voted_for) != (durable.term, durable.voted_for)
+    if rd.snapshot is not None or rd.entries or term_or_vote_changed:
+        storage.sync()
+        return hs if hs is not None else durable
+    return durable
 
 
 def _token(index: int, term: int) -> bytes:
