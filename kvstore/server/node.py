@@ -16,6 +16,7 @@ are closed; the trace file is closed last.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import random
 import signal
@@ -107,6 +108,9 @@ async def serve(config: NodeConfig) -> None:
         await raft.stop(0)
         raise errors.Unavailable(f"cannot listen on {config.node.listen} (address in use or not local?)")
     await server.start()
+    # Everything allocated so far lives for the whole run: keep it out of the
+    # garbage collector's generations (fewer, shorter collections under load).
+    gc.freeze()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, service.begin_shutdown, 5.0)

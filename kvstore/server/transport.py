@@ -299,6 +299,7 @@ class PeerTransport:
         self.faults = FaultSeam()
         self._tracer = tracer
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._stubs: dict[str, raft_pb2_grpc.RaftAsyncStub] = {}
         self._queues: dict[str, asyncio.Queue[Message]] = {}
         self._senders: list[asyncio.Task[None]] = []
         self._inflight: dict[str, asyncio.Semaphore] = {}
@@ -315,6 +316,7 @@ class PeerTransport:
         """Create channels, queues and one sender task per peer (call inside the event loop)."""
         for peer, address in self.peers.items():
             self._channels[peer] = grpc.aio.insecure_channel(address, options=GRPC_OPTIONS)
+            self._stubs[peer] = raft_pb2_grpc.RaftStub(self._channels[peer])  # an async stub on an aio channel
             self._queues[peer] = asyncio.Queue(maxsize=limits.MAX_PEER_QUEUE_MESSAGES)
             self._inflight[peer] = asyncio.Semaphore(limits.MAX_INFLIGHT_APPENDS)
             self._senders.append(asyncio.get_running_loop().create_task(self._sender(peer)))
@@ -377,7 +379,7 @@ class PeerTransport:
         """One RPC; deliver its reply; treat any failure as a lost message."""
         if self.faults.delay_ms:
             await asyncio.sleep(self.faults.delay_ms / 1000)
-        stub = raft_pb2_grpc.RaftStub(self._channels[peer])
+        stub = self._stubs[peer]
         reply: Message | None = None
         try:
             if isinstance(msg, AppendEntries):
