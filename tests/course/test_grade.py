@@ -12,7 +12,7 @@ from kvstore.course.catalog import Lab
 from kvstore.course.grade import GradeResult, grade, install_submission
 
 RING = "kvstore/client/ring.py"
-SHARD_FOR_TEST = "test_every_key_maps_to_the_one_shard_the_model_picks"
+SHARD_FOR_TEST = "test_a_key_hashing_onto_the_last_point_or_past_it_wraps_correctly"  # one call, no fixtures
 HASH_TEST = "test_hash64_matches_the_documented_known_answers"
 
 
@@ -102,17 +102,17 @@ def test_an_endless_loop_fails_with_a_time_limit_message(snapshot: tuple[Path, l
     """A test that runs past its limit fails with "time limit exceeded"; the other tests still score."""
     root, files = snapshot
     submission = with_shard_for(snapshot, tmp_path, "while True:\n    key = key + b''\n")
-    result = grade(root, submission, "ring-routing", files=files, only=[SHARD_FOR_TEST, HASH_TEST], time_limit_s=1.5)
+    result = grade(root, submission, "ring-routing", files=files, only=[SHARD_FOR_TEST, HASH_TEST], time_limit_s=4)
     by_name = {i.name.rsplit("::", 1)[1]: i for i in result.items}
     assert by_name[HASH_TEST].full_marks
-    (loop,) = [c for c in by_name[SHARD_FOR_TEST].cases if c.nodeid.endswith("[consistent]")]
+    (loop,) = by_name[SHARD_FOR_TEST].cases
     assert not loop.passed and loop.kind == "time" and "time limit exceeded" in loop.output, loop
 
 
 def test_a_hang_the_alarm_cannot_break_is_killed_and_the_rest_run(
     snapshot: tuple[Path, list[str]], tmp_path: Path
 ) -> None:
-    """With the alarm ignored by the code under test, the watchdog kills the process, marks the test, reruns the rest."""
+    """The code under test ignores the alarm: the watchdog kills the process, marks the test, reruns the rest."""
     root, files = snapshot
     body = "import signal, time\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\ntime.sleep(600)\n"
     submission = with_shard_for(snapshot, tmp_path, body)
@@ -122,12 +122,12 @@ def test_a_hang_the_alarm_cannot_break_is_killed_and_the_rest_run(
         "ring-routing",
         files=files,
         only=[SHARD_FOR_TEST, HASH_TEST, "test_bad_virtual_node_counts_are_refused"],
-        time_limit_s=1.0,
+        time_limit_s=4.0,
         watchdog_grace_s=2.0,
     )
     by_name = {i.name.rsplit("::", 1)[1]: i for i in result.items}
-    (hung,) = [c for c in by_name[SHARD_FOR_TEST].cases if c.nodeid.endswith("[consistent]")]
-    assert hung.kind == "killed" and "killed after 3 s" in hung.output, hung
+    (hung,) = by_name[SHARD_FOR_TEST].cases
+    assert hung.kind == "killed" and "killed after 6 s" in hung.output, hung
     assert by_name["test_bad_virtual_node_counts_are_refused"].full_marks and by_name[HASH_TEST].full_marks
 
 
@@ -136,7 +136,7 @@ def test_a_memory_hog_fails_with_a_memory_limit_message(snapshot: tuple[Path, li
     root, files = snapshot
     submission = with_shard_for(snapshot, tmp_path, "hog = bytearray(4 * 1024**3)\nreturn str(len(hog))\n")
     result = grade(root, submission, "ring-routing", files=files, only=[SHARD_FOR_TEST], memory_limit_mb=256)
-    (hog,) = [c for c in result.items[0].cases if c.nodeid.endswith("[consistent]")]
+    (hog,) = result.items[0].cases
     assert not hog.passed and hog.kind == "memory" and "memory limit exceeded" in hog.output, hog
 
 

@@ -6,6 +6,7 @@ import ast
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -124,6 +125,27 @@ def test_the_kit_has_the_student_commands_only(release_all: ReleaseReport, tmp_p
     )
     commands = {line.split()[0] for line in helped.stdout.split("Commands:")[1].splitlines() if line.strip()}
     assert commands == {"labs", "test"}, helped.stdout
+
+
+def test_the_kit_builds_a_wheel_with_its_packages_and_without_instructor_code(
+    release_all: ReleaseReport, tmp_path: Path
+) -> None:
+    """`pip install` of the kit works offline as far as packaging goes: the wheel builds and holds the right files."""
+    kit = tmp_path / "kit"
+    shutil.copytree(release_all.out, kit)  # the build writes build/ and *.egg-info into the source folder
+    proc = subprocess.run(
+        [python(), "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), "."],
+        cwd=kit,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (wheel,) = tmp_path.glob("kvstore-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"kvstore/course/markers.py", "kvstore/course/labs.toml", "jepsen_lite/checker.py"} <= names
+    assert "kvstore_cli/__init__.py" in names
+    assert not {n for n in names if n.endswith(("course/grade.py", "course/release.py", "course/bank.py"))}
 
 
 def test_a_release_refuses_a_non_empty_folder_and_an_unknown_lab(tmp_path: Path) -> None:
