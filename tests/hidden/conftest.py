@@ -1,9 +1,8 @@
-"""Graders' hidden tests (never shipped in the starter kit): shared helpers.
+"""Graders' hidden tests (never shipped in the starter kit; see docs/course-kit.md).
 
-Randomized hidden tests are parametrized over ``SEEDS``; the grader scores such a test by the
-fraction of seeds that pass. Each test prints its seed so a failure replays.
+Conventions: one folder per lab (``tests/hidden/<lab_id_with_underscores>/``), listed in the
+lab's ``hidden_tests`` in kvstore/course/labs.toml. Randomized tests are parametrized over a
+fixed list of seeds and print their seed; the grader scores such a test by the fraction of
+seeds that pass. Models and oracles are written from the specification, never imported from
+the student-owned files.
 """
-
-from __future__ import annotations
-
-SEEDS = [11, 23, 47]
