@@ -188,6 +188,9 @@ def bench(ops: int, keys: int, seeds: int, update_doc: Path | None) -> int:
 @click.option("--heal-s", type=click.FloatRange(min=0.1), default=3.0, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), help="the run folder (default: a new temporary folder)")
 @click.option("--planted", "planted_bug", help="a node planted bug name ([testing] planted_bug)")
+@click.option(
+    "--raft", "raft_toml", default="", help="extra [raft] settings, ';' between them (e.g. 'check_quorum = false')"
+)
 @click.option("--work-dir", type=click.Path(path_type=Path), help="the cluster's folder (default: a temporary one)")
 @click.option("--keep-cluster", is_flag=True, help="keep the cluster's data folder after the run")
 def run_command(
@@ -202,6 +205,7 @@ def run_command(
     heal_s: float,
     out: Path | None,
     planted_bug: str | None,
+    raft_toml: str,
     work_dir: Path | None,
     keep_cluster: bool,
 ) -> int:
@@ -219,6 +223,7 @@ def run_command(
         options = RunOptions(
             nemesis=kinds, time_s=time_s, seed=seed, workload=workload, nodes=nodes, keys=keys,
             clients_per_key=clients_per_key, fault_s=fault_s, heal_s=heal_s, out=out, planted_bug=planted_bug,
+            raft_toml="".join(f"{part.strip()}\n" for part in raft_toml.split(";") if part.strip()),
             work_dir=work_dir, keep_cluster=keep_cluster,
         )
         result = run_test(options, echo=click.echo)

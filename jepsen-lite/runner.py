@@ -22,7 +22,9 @@ Theory of operation. :func:`run` does, in order:
    ``nodes/<id>/{node.log,trace.jsonl}``.
 
 The run's verdict is ``pass`` when the history is linearizable (sets valid) and
-the replicas agree, ``fail`` when either is violated, ``unknown`` otherwise.
+the replicas agree, ``fail`` when either is violated or a node stopped on a
+failure (``kv node <id>: failed: ...`` in its log, e.g. a broken invariant),
+``unknown`` otherwise.
 """
 
 from __future__ import annotations
@@ -164,6 +166,9 @@ class RunResult:
             rows.append((f"fault {kind}", f"{c['started']} started, {c['effect']} {c['unit']}"))
         ops = self.operations
         rows.append(("operations", f"{ops.get('ok', 0)} ok, {ops.get('fail', 0)} fail, {ops.get('info', 0)} info"))
+        failed = [n for n in self.notes if n.startswith("node failure: ")]
+        if failed:
+            rows.append(("node failures", f"{len(failed)}: {failed[0].removeprefix('node failure: ')[:100]}"))
         rows.append(("RESULT", f"{self.verdict.upper()}  (seed {self.seed}, {self.elapsed_s:.1f} s, {self.folder})"))
         width = max(len(name) for name, _ in rows)
         return "\n".join(f"  {name.ljust(width)}  {text}" for name, text in rows)
@@ -230,10 +235,12 @@ def run(options: RunOptions, *, echo: Echo | None = None) -> RunResult:
     history = recorder.history()
     verdict = check_history(history, RegisterModel(), time_limit_s_per_key=options.check_time_limit_s)
     replicas = check_replicas(dumps)
+    failures = node_failures(folder / "nodes")
+    notes.extend(f"node failure: {line}" for line in failures)
     write_reports(folder, history, verdict, title=f"jepsen-lite run (seed {options.seed})")
     ops = Counter(op.status for op in history.operations)
     result = RunResult(
-        verdict=_run_verdict(verdict, replicas),
+        verdict=FAIL if failures else _run_verdict(verdict, replicas),
         folder=folder,
         history=verdict,
         replicas=replicas,
@@ -245,6 +252,19 @@ def run(options: RunOptions, *, echo: Echo | None = None) -> RunResult:
     )
     _write_results(folder, result, options)
     return result
+
+
+def node_failures(nodes_dir: Path) -> list[str]:
+    """Lines where a node reported that it stopped on a failure (``kv node <id>: failed: ...``), per node log.
+
+    A node that dies on a broken invariant or a storage error is a finding of the run
+    even when every client answer was right.
+    """
+    found: list[str] = []
+    for log in sorted(nodes_dir.glob("*/node.log")):
+        with contextlib.suppress(OSError):
+            found += [line.strip() for line in log.read_text(errors="replace").splitlines() if ": failed: " in line]
+    return found
 
 
 def _run_verdict(verdict: HistoryVerdict, replicas: ReplicaResult) -> str:

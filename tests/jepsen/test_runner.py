@@ -18,7 +18,7 @@ import pytest
 from jepsen_lite.cli import run as cli_run
 from jepsen_lite.history import load_jsonl
 from jepsen_lite.nemesis import KINDS, PARTITION_SHAPES, flip_bit, parse_kinds, partition_plan
-from jepsen_lite.runner import PASS, RunOptions, node_config, run
+from jepsen_lite.runner import PASS, RunOptions, node_config, node_failures, run
 from jepsen_lite.workloads import decode_elements, decode_int
 
 from kvstore import errors
@@ -117,6 +117,17 @@ def test_bad_run_options_are_refused_before_anything_starts() -> None:
         run(RunOptions(workload="queue"))
     with pytest.raises(errors.InvalidArgument):
         run(RunOptions(nemesis=("meteor",)))
+
+
+def test_a_node_that_stopped_on_a_failure_is_found_in_its_log(tmp_path: Path) -> None:
+    """node_failures picks the `kv node <id>: failed:` lines out of the copied node logs, and nothing else."""
+    (tmp_path / "n1").mkdir()
+    (tmp_path / "n2").mkdir()
+    (tmp_path / "n1" / "node.log").write_text("kv node n1: serving shard s0\nkv node n1: stopped\n")
+    (tmp_path / "n2" / "node.log").write_text(
+        "kv node n2: serving shard s0\nkv node n2: failed: entries are applied once, in index order\n"
+    )
+    assert node_failures(tmp_path) == ["kv node n2: failed: entries are applied once, in index order"]
 
 
 def _node_pids(root: Path) -> list[int]:
