@@ -51,7 +51,7 @@ from typing import Any, Protocol
 from kvstore import errors, limits
 from kvstore.config import NodeConfig
 from kvstore.fs import FileSystem, OSFileSystem
-from kvstore.invariants import InvariantViolation
+from kvstore.invariants import InvariantViolation, invariant_failed
 from kvstore.raft.core import RaftConfig, RaftCore, ReadState, Ready, Role
 from kvstore.raft.messages import HardState, Message
 from kvstore.raft.storage import LogStorage
@@ -282,8 +282,7 @@ class RaftNode:
                     if self._inbox.empty():
                         break
                     self._handle(self._inbox.get_nowait())
-                core = self.core
-                assert core is not None
+                core, _, _ = self._parts()
                 while core.has_ready():
                     await self._ready_cycle(core.ready())
                 await self._maybe_snapshot()
@@ -296,9 +295,15 @@ class RaftNode:
             self.stopped.set()
             raise
 
+    def _parts(self) -> tuple[RaftCore, KVStateMachine, NodeLogStorage]:
+        """The core, state machine and log; only valid after :meth:`start`."""
+        core, sm, storage = self.core, self.sm, self.storage
+        if core is None or sm is None or storage is None:
+            invariant_failed("the node loop runs only after start() built the core, state machine and log")
+        return core, sm, storage
+
     def _handle(self, item: tuple[Any, ...]) -> None:
-        core = self.core
-        assert core is not None
+        core, _, _ = self._parts()
         kind = item[0]
         if kind == "tick":
             core.tick()
@@ -333,9 +338,9 @@ class RaftNode:
 
     def _optimistic_result(self, data: bytes) -> object:
         """Planted bug ack-before-commit: answer from local state as if the command had applied."""
-        assert self.sm is not None
+        _, sm, _ = self._parts()
         cmd = decode_command(data)
-        current = self.sm.get(cmd.key)
+        current = sm.get(cmd.key)
         if cmd.op == "put":
             return current
         if cmd.op == "del":
@@ -343,8 +348,7 @@ class RaftNode:
         return CasResult(current == cmd.expected, current)
 
     async def _ready_cycle(self, rd: Ready) -> None:
-        core, sm, storage = self.core, self.sm, self.storage
-        assert core is not None and sm is not None and storage is not None
+        core, sm, storage = self._parts()
         loop = asyncio.get_running_loop()
         # A leader may send its appends before its own fsync (Raft paper §10.2.1): it
         # counts itself towards a commit only after advance(), i.e. once durable. Every
@@ -440,8 +444,7 @@ class RaftNode:
         return self.snapshot_path(_token(index, term))
 
     async def _maybe_snapshot(self) -> None:
-        core, sm, storage = self.core, self.sm, self.storage
-        assert core is not None and sm is not None and storage is not None
+        core, sm, storage = self._parts()
         threshold = self.config.raft.snapshot_threshold_entries
         applied = core.log.applied_index
         if applied - core.log.snapshot_index < threshold or core.has_ready():
