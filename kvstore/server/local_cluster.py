@@ -275,8 +275,7 @@ class LocalCluster:
         if node.running_pid() is not None:
             self.stop(node_id)
         pid = self.start(node_id)
-        proc = node.process()
-        _wait_answering(proc, pid, timeout_s)
+        _wait_answering(node.process(), lambda: self.is_running(node_id), timeout_s)
         return pid
 
     def stop(self, node_id: str, *, grace_s: float = 10.0) -> None:
@@ -337,7 +336,7 @@ def _wait_gone(pid: int, *, timeout_s: float) -> bool:
     return False
 
 
-def _wait_answering(proc: NodeProcess, pid: int, timeout_s: float) -> None:
+def _wait_answering(proc: NodeProcess, running: Callable[[], bool], timeout_s: float) -> None:
     import grpc
 
     from kvstore.wire import kv_pb2, kv_pb2_grpc
@@ -350,8 +349,6 @@ def _wait_answering(proc: NodeProcess, pid: int, timeout_s: float) -> None:
                 stub.Status(kv_pb2.StatusRequest(), timeout=0.5, wait_for_ready=True)
                 return
             except grpc.RpcError:
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
+                if not running():
                     raise errors.Unavailable(f"node exited during start-up: {proc.log_tail()}") from None
     raise errors.Unavailable(f"node at {proc.address} not answering after {timeout_s:.0f}s: {proc.log_tail()}")

@@ -169,7 +169,14 @@ class RaftNode:
             await loop.run_in_executor(None, self.sm.restore_from, self.snapshot_path(restore.snapshot.data))
         from dataclasses import replace
 
-        restore = replace(restore, applied_index=self.sm.applied_index)
+        # The engine may have applied entries past the durable commit index (the commit
+        # index alone is not fsynced; see persist_ready_lazily). Entries are durable
+        # before they are applied, and only committed entries are applied, so what
+        # the engine applied is known committed.
+        hs = restore.hard_state
+        if self.sm.applied_index > hs.commit_index:
+            hs = replace(hs, commit_index=self.sm.applied_index)
+        restore = replace(restore, applied_index=self.sm.applied_index, hard_state=hs)
         self._durable_hard_state = restore.hard_state
         rc = self.config.raft
         self.core = core_class(self.planted_bug)(

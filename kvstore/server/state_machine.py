@@ -146,6 +146,7 @@ class KVStateMachine:
     def open(cls, path: str, **engine_options: Any) -> KVStateMachine:
         """Open (creating) the engine at ``path`` and load the applied index and sessions."""
         options = {"sync": "never", **engine_options}
+        recover_engine_dir(path)
         return cls(Engine.open(path, **options), path=path, engine_options=options)
 
     def close(self) -> None:
@@ -292,13 +293,24 @@ class KVStateMachine:
         self.engine.checkpoint(dest_dir)
 
     def restore_from(self, checkpoint_dir: str) -> None:
-        """Replace the whole state with a checkpoint (a snapshot received from the leader)."""
+        """Replace the whole state with a checkpoint (a snapshot received from the leader).
+
+        Crash-safe in three steps, each recoverable by :func:`recover_engine_dir`:
+        (1) link the checkpoint into ``PATH.incoming`` and fsync it; (2) rename
+        ``PATH`` to ``PATH.old`` and ``PATH.incoming`` to ``PATH``, fsync the
+        parent; (3) remove ``PATH.old``. A crash during (1) leaves the old state
+        in place; after (2) the new state is in place.
+        """
         self.engine.close()
-        aside = self.path + ".old"
+        incoming, aside = self.path + ".incoming", self.path + ".old"
+        shutil.rmtree(incoming, ignore_errors=True)
+        shutil.copytree(checkpoint_dir, incoming, copy_function=_link_or_copy)
+        _fsync_dir(incoming)
+        parent = os.path.dirname(os.path.abspath(self.path))
         shutil.rmtree(aside, ignore_errors=True)
         os.rename(self.path, aside)
-        shutil.copytree(checkpoint_dir, self.path, copy_function=_link_or_copy)
-        _fsync_dir(os.path.dirname(os.path.abspath(self.path)))
+        os.rename(incoming, self.path)
+        _fsync_dir(parent)
         shutil.rmtree(aside, ignore_errors=True)
         self.engine = Engine.open(self.path, **self.engine_options)
         self._load()
@@ -308,6 +320,26 @@ class KVStateMachine:
         invariant(len(self._clients) <= self.max_clients, "session table bounded")
         for _, window in self._clients.values():
             invariant(0 < len(window) <= self.window, "session windows bounded")
+
+
+def recover_engine_dir(path: str) -> None:
+    """Finish or undo a :meth:`KVStateMachine.restore_from` that a crash interrupted.
+
+    * ``PATH`` missing, ``PATH.incoming`` present: the crash fell between the two
+      renames, after the new state was complete: finish the switch.
+    * ``PATH`` missing, only ``PATH.old`` present: undo the first rename.
+    * Leftover ``PATH.incoming`` (incomplete copy) or ``PATH.old``: remove it.
+    """
+    incoming, aside = path + ".incoming", path + ".old"
+    if not os.path.exists(path):
+        if os.path.exists(incoming) and os.path.exists(aside):
+            os.rename(incoming, path)
+        elif os.path.exists(aside):
+            os.rename(aside, path)
+        if os.path.exists(path):
+            _fsync_dir(os.path.dirname(os.path.abspath(path)))
+    shutil.rmtree(incoming, ignore_errors=True)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _freeze(result: object) -> object:

@@ -189,3 +189,34 @@ def test_the_largest_user_key_fits_behind_the_namespace_prefix(tmp_path: Path) -
     assert sm.get(big) == b"v"
     assert sm.scan(None, None, reverse=False, limit=5) == [(big, b"v")]
     sm.close()
+
+
+def test_an_interrupted_snapshot_install_is_finished_or_undone_at_open(tmp_path: Path) -> None:
+    """A crash inside restore_from leaves either the old state or the new one, never a mix."""
+    import shutil
+
+    from kvstore.server.state_machine import recover_engine_dir
+
+    old = open_sm(tmp_path / "e")
+    Feeder(old).apply(Command("put", b"k", b"old"))
+    old.close()
+    new = open_sm(tmp_path / "n")
+    Feeder(new).apply(Command("put", b"k", b"new"))
+    Feeder(new).apply(Command("put", b"k2", b"new"))
+    new.checkpoint(str(tmp_path / "snap"))
+    new.close()
+    engine = tmp_path / "e"
+    # Crash during the copy: a partial PATH.incoming beside the old state -> the old state survives.
+    shutil.copytree(tmp_path / "snap", f"{engine}.incoming")
+    next(p for p in Path(f"{engine}.incoming").iterdir() if p.suffix == ".sst").unlink()
+    recover_engine_dir(str(engine))
+    reopened = open_sm(engine)
+    assert reopened.get(b"k") == b"old" and not Path(f"{engine}.incoming").exists()
+    reopened.close()
+    # Crash between the two renames: PATH.old and a complete PATH.incoming -> the new state wins.
+    shutil.copytree(tmp_path / "snap", f"{engine}.incoming")
+    engine.rename(f"{engine}.old")
+    restored = open_sm(engine)
+    assert restored.get(b"k") == b"new" and restored.applied_index == 2
+    assert not Path(f"{engine}.old").exists()
+    restored.close()
