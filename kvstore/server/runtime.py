@@ -323,6 +323,8 @@ class RaftNode:
                 self._trace("bad_peer_message", error=repr(exc))
         elif kind == "propose":
             _, data, fut = item
+            if fut.done():
+                return  # the client gave up (timeout) while this waited in the inbox
             try:
                 index = core.propose(data)
             except errors.NotLeaderError:
@@ -336,6 +338,8 @@ class RaftNode:
                 self._proposals[index] = _Proposal(core.term, fut)
         elif kind == "read":
             _, ctx, fut = item
+            if fut.done():
+                return
             try:
                 core.read_index(ctx)
             except errors.NotLeaderError:
@@ -430,6 +434,10 @@ class RaftNode:
         self._confirmed_reads = []
 
     def _fail_waiters(self, exc: errors.KVError) -> None:
+        while not self._inbox.empty():  # requests that were still queued
+            item = self._inbox.get_nowait()
+            if item[0] in ("propose", "read") and not item[-1].done():
+                item[-1].set_exception(exc)
         for p in self._proposals.values():
             if not p.future.done():
                 p.future.set_exception(exc)

@@ -280,3 +280,38 @@ def test_power_loss_of_every_node_loses_no_acknowledged_write(tmp_path: Path) ->
         assert not missing, f"acknowledged writes lost: {missing[:5]}"
     finally:
         local.down()
+
+
+def test_a_request_abandoned_while_queued_does_not_break_the_node(tmp_path: Path) -> None:
+    """A client that gives up before the node loop reaches its request must not crash the loop.
+
+    The node has a peer that never answers, so it cannot lead: the loop refuses each
+    proposal with NotLeaderError, and must not try to do so on an abandoned request.
+    """
+    import asyncio
+
+    from kvstore.config import NodeConfig, NodeSection, PeerConfig, RaftConfig
+    from kvstore.server.launcher import free_port
+    from kvstore.server.runtime import RaftNode
+    from kvstore.server.state_machine import Command
+
+    async def run() -> None:
+        cfg = NodeConfig(
+            NodeSection("n1", "127.0.0.1:1", str(tmp_path / "n1")),
+            peers=[PeerConfig("n2", f"127.0.0.1:{free_port()}")],
+            raft=RaftConfig(tick_ms=10),
+        )
+        node = RaftNode(cfg)
+        await node.start()
+        try:
+            doomed = asyncio.ensure_future(node.propose(Command("put", b"k", b"v")))
+            await asyncio.sleep(0)  # queued in the inbox...
+            doomed.cancel()  # ...and abandoned before the loop takes it
+            with pytest.raises(errors.NotLeaderError):
+                await asyncio.wait_for(node.propose(Command("put", b"k", b"w")), 5)
+            await asyncio.sleep(0.05)
+            assert node.failure is None, f"the node loop failed: {node.failure!r}"
+        finally:
+            await node.stop(1.0)
+
+    asyncio.run(run())
