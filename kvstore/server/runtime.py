@@ -375,8 +375,14 @@ class RaftNode:
             self._durable_hard_state = persist_ready_lazily(storage, rd, durable)
 
         def install_and_apply() -> list[object]:
-            if snapshot_dir is not None:
+            if snapshot_dir is not None and rd.snapshot is not None:
                 sm.restore_from(snapshot_dir)
+                if sm.applied_index != rd.snapshot.meta.index:
+                    raise errors.CorruptionError(
+                        snapshot_dir,
+                        -1,
+                        f"snapshot says index {rd.snapshot.meta.index} but its data is at {sm.applied_index}",
+                    )
             return [sm.apply(e) for e in rd.committed_entries]
 
         if early:
@@ -542,11 +548,10 @@ def _fresh_checkpoint(sm: KVStateMachine, path: str) -> None:
 
 
 def _prune_snapshots(directory: str, keep: str) -> None:
-    """Remove every snapshot folder but ``keep`` (and partial downloads)."""
+    """Remove every complete snapshot folder but ``keep`` (a download in progress is left alone)."""
     for name in os.listdir(directory):
-        if name != keep:
+        if name != keep and ".partial" not in name:
             shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
-
 
 
 class ReplicatedBackend:

@@ -38,6 +38,8 @@ import os
 import random
 import shutil
 import struct
+import threading
+import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -232,8 +234,12 @@ def unpack_archive(data: bytes, directory: str) -> list[str]:
 
 
 def _unpack_into(data: bytes, directory: str) -> None:
-    """Unpack beside ``directory``, then rename into place, so a half-received snapshot is never used."""
-    partial = directory + ".partial"
+    """Unpack beside ``directory``, then rename into place, so a half-received snapshot is never used.
+
+    Each stream unpacks into its own partial folder, so two deliveries of the
+    same snapshot (a leader retrying) cannot mix their files.
+    """
+    partial = f"{directory}.partial-{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}"
     shutil.rmtree(partial, ignore_errors=True)
     unpack_archive(data, partial)
     shutil.rmtree(directory, ignore_errors=True)
