@@ -268,8 +268,9 @@ READING_GUIDE = """How to read these numbers (structural facts of kvstore.lsm, t
   about 1 µs per key) plus *write amplification* × the per-entry cost of rewriting a table (decode
   the input blocks, windowed merge, encode the output blocks, build the bloom filter). With
   LevelDB's shape (4 MiB memtable, 10 MiB L1, ratio 10) write amplification grows with the data
-  (table bytes only: ~2 at 100k keys, ~6-9 at 1M), which is why the fill rate falls with size. The
-  `settle` time after the fill is the compaction debt left when the last write returned.
+  (each tenfold growth adds a level that every byte is rewritten into), which is why the fill rate
+  falls with size; `stalls` counts writers that waited at the L0 threshold (12 tables) or for a
+  flush. The `settle` time after the fill is the compaction debt left when the last write returned.
 - **Point reads.** A read that misses the memtables costs one CRC-32 bloom probe per level (a
   miss usually stops there — hence misses are several times faster than hits), then one bisect in
   the index, one block fetch (an mmap slice plus a CRC-32 check of ~4 KiB) and a binary search of
