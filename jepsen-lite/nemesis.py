@@ -24,6 +24,8 @@ Kinds (``--nemesis`` names):
 - ``power-loss`` / ``power-loss-all``: SIGKILL one node (or every node at once),
   drop every byte it had not fsynced (``LocalCluster.power_loss``), restart at
   the heal. Effect: bytes dropped.
+- ``clock-skew``: give each node its own tick rate (``InjectFaults.tick_scale``,
+  one of 0.5x, 2x, 4x), reset at the heal. Effect: nodes whose clock was skewed.
 - ``bitflip``: SIGKILL a random node, flip one bit of one of its engine data
   files (largest first: SSTables), start it again; an instant event. Effect:
   bits flipped, and what the node did (refused to start, with its last log line,
@@ -71,7 +73,10 @@ KINDS: Final = (
     "power-loss",
     "power-loss-all",
     "bitflip",
+    "clock-skew",
 )
+# Tick-interval multipliers the clock-skew nemesis chooses from (> 1: a slow clock, < 1: a fast one).
+SKEW_SCALES: Final = (0.5, 2.0, 4.0)
 ADMIN_TIMEOUT_S: Final = 1.0  # a paused node never answers; an admin call must not wait longer than this
 RESTART_TIMEOUT_S: Final = 30.0  # a node replays its Raft log on restart; 2-core CI machines are slow
 
@@ -213,6 +218,8 @@ class Nemesis:
             await self._start_power_loss(every_node=kind == "power-loss-all")
         elif kind == "bitflip":
             await self._bitflip()
+        elif kind == "clock-skew":
+            await self._start_clock_skew()
         else:
             raise errors.InvalidArgument(f"unknown nemesis {kind!r}")
 
@@ -226,6 +233,9 @@ class Nemesis:
             dropped = sum(max(0, after.get(n, 0) - active.before.get(n, 0)) for n in active.nodes)
             self._count("partition", effect=dropped, unit="raft messages dropped")
             self.recorder.nemesis(active.name, "ok", {"dropped_messages": dropped})
+        elif active.kind == "clock-skew":
+            await self._inject_all({})
+            self.recorder.nemesis(active.name, "ok", None)
         elif active.kind == "pause":
             for node in active.nodes:
                 pid = self.paused_pids.pop(node, None)
@@ -277,6 +287,27 @@ class Nemesis:
         self.active = _Active("partition", name, nodes, before)
         self._count("partition", started=1, unit="raft messages dropped")
         self.log(f"started {name}: {', '.join(f'{n}x{sorted(p)}' for n, p in plan.items() if p)}")
+
+    async def _start_clock_skew(self) -> None:
+        """Give every node its own tick rate (per-node clock skew through InjectFaults.tick_scale)."""
+        scales = {n: self.rng.choice(SKEW_SCALES) for n in self.cluster.nodes}
+        name = "clock-skew " + " ".join(f"{n}x{scale:g}" for n, scale in sorted(scales.items()))
+        self.recorder.nemesis(name, "invoke", {n: scale for n, scale in scales.items()})
+        skewed = 0
+        for node_id, node in self.cluster.nodes.items():
+            req = kv_pb2.InjectFaultsRequest(seed=self.seed, tick_scale=scales[node_id])
+            try:
+                r = await kv_pb2_grpc.KVStub(self._channel(node.spec.address)).InjectFaults(
+                    req, timeout=ADMIN_TIMEOUT_S
+                )
+            except grpc.RpcError:
+                continue  # down or paused: it keeps its normal clock
+            if r.HasField("error"):
+                raise errors.ConfigError(f"node {node_id} refused InjectFaults: {r.error.message}")
+            skewed += scales[node_id] != 1.0
+        self._count("clock-skew", started=1, effect=skewed, unit="nodes with a skewed clock")
+        self.active = _Active("clock-skew", name, list(self.cluster.nodes))
+        self.log(f"started {name}")
 
     async def _target(self, *, leader: bool) -> str:
         """The leader (when asked for and known), else a random running node."""

@@ -86,6 +86,7 @@ async def serve(config: NodeConfig) -> None:
         f.drop_rate = request.drop_rate
         f.delay_ms = request.delay_ms
         f.rng = random.Random(request.seed)
+        raft.tick_scale = request.tick_scale or 1.0
         return f.dropped
 
     service = KVService(

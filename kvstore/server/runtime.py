@@ -147,6 +147,7 @@ class RaftNode:
         self._confirmed_reads: list[tuple[ReadState, asyncio.Future[None]]] = []
         self._read_seq = 0
         self._durable_hard_state = HardState()
+        self.tick_scale = 1.0
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
         self.failure: BaseException | None = None
@@ -275,9 +276,9 @@ class RaftNode:
     # ------------------------------------------------------------------ the loop
 
     async def _ticker(self) -> None:
-        interval = self.config.raft.tick_ms / 1000
         while True:
-            await asyncio.sleep(interval)
+            # tick_scale is the clock-skew seam (InjectFaults, testing only): > 1 slows this node's clock.
+            await asyncio.sleep(self.config.raft.tick_ms / 1000 * self.tick_scale)
             self._offer(("tick",))
 
     async def _node_loop(self) -> None:

@@ -286,9 +286,17 @@ class KVService(kv_pb2_grpc.KVServicer):
             return _error_reply(kv_pb2.InjectFaultsResponse, refusal)
         if not 0.0 <= request.drop_rate < 1.0:
             return _error_reply(kv_pb2.InjectFaultsResponse, errors.InvalidArgument("drop_rate must be in [0, 1)"))
+        if request.tick_scale and not 0.1 <= request.tick_scale <= 10.0:
+            refusal = errors.InvalidArgument("tick_scale must be 0 (no skew) or between 0.1 and 10")
+            return _error_reply(kv_pb2.InjectFaultsResponse, refusal)
         dropped = self.fault_injector(request)
-        self._trace("faults_injected", isolate_from=list(request.isolate_from), drop_rate=request.drop_rate,
-                    delay_ms=request.delay_ms)
+        self._trace(
+            "faults_injected",
+            isolate_from=list(request.isolate_from),
+            drop_rate=request.drop_rate,
+            delay_ms=request.delay_ms,
+            tick_scale=request.tick_scale or 1.0,
+        )
         return kv_pb2.InjectFaultsResponse(dropped_messages=dropped)
 
     def begin_shutdown(self, grace_seconds: float) -> None:

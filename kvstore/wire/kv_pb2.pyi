@@ -663,12 +663,18 @@ class InjectFaultsRequest(_message.Message):
     DROP_RATE_FIELD_NUMBER: _builtins.int
     DELAY_MS_FIELD_NUMBER: _builtins.int
     SEED_FIELD_NUMBER: _builtins.int
+    TICK_SCALE_FIELD_NUMBER: _builtins.int
     drop_rate: _builtins.float
     """Probability in [0, 1) of dropping any other Raft message, sent or received."""
     delay_ms: _builtins.int
     """Extra delay added to every outgoing Raft message, in milliseconds."""
     seed: _builtins.int
     """Seed of the drop decisions (so a harness run can be replayed)."""
+    tick_scale: _builtins.float
+    """Clock skew: multiplies this node's tick interval. 2.0 makes its timers
+    (elections, heartbeats) run at half speed, 0.5 at double speed; 0 means
+    1 (no skew). Allowed range: 0.1 to 10.
+    """
     @_builtins.property
     def isolate_from(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Drop every Raft message to and from these node ids (a partition, one side of it)."""
@@ -680,10 +686,11 @@ class InjectFaultsRequest(_message.Message):
         drop_rate: _builtins.float = ...,
         delay_ms: _builtins.int = ...,
         seed: _builtins.int = ...,
+        tick_scale: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["delay_ms", b"delay_ms", "drop_rate", b"drop_rate", "isolate_from", b"isolate_from", "seed", b"seed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delay_ms", b"delay_ms", "drop_rate", b"drop_rate", "isolate_from", b"isolate_from", "seed", b"seed", "tick_scale", b"tick_scale"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -315,3 +315,18 @@ def test_a_request_abandoned_while_queued_does_not_break_the_node(tmp_path: Path
             await node.stop(1.0)
 
     asyncio.run(run())
+
+
+def test_a_leader_whose_clock_is_slowed_loses_leadership(cluster: LocalCluster) -> None:
+    """Clock skew through the fault seam: a leader ticking 10x slower misses heartbeats and is replaced."""
+    old = leader(cluster)
+    with grpc.insecure_channel(address(cluster, old.node_id)) as ch:
+        stub = kv_pb2_grpc.KVStub(ch)
+        refused = stub.InjectFaults(kv_pb2.InjectFaultsRequest(tick_scale=50.0), timeout=5)
+        assert refused.HasField("error") and "tick_scale" in refused.error.message
+        stub.InjectFaults(kv_pb2.InjectFaultsRequest(tick_scale=10.0), timeout=5)
+    new = leader(cluster, exclude=old.node_id, timeout_s=30)
+    assert new.term > old.term, "the skew took effect: the others elected a new leader"
+    with Client(cluster.map, options=OPTS) as c:
+        c.put(b"skewed", b"ok")
+        assert c.get(b"skewed") == b"ok"
