@@ -504,7 +504,7 @@ class RaftNode:
             "applied_index": sm.applied_index,
             "log_bytes": storage.log_bytes(),
             "keys": sm.key_count_estimate(),
-            "disk_bytes": stats.table_bytes,
+            "disk_bytes": _folder_bytes(self.engine_dir),
             "level_files": [lv.files for lv in stats.levels],
             "engine": "lsm",
         }
@@ -537,6 +537,14 @@ def persist_ready_lazily(storage: LogStorage, rd: Ready, durable: HardState) -> 
         storage.sync()
         return hs if hs is not None else durable
     return durable
+
+
+def _folder_bytes(folder: str) -> int:
+    """Bytes of the regular files directly in ``folder`` (the engine's tables, WAL and manifest)."""
+    try:
+        return sum(e.stat().st_size for e in os.scandir(folder) if e.is_file())
+    except OSError:
+        return 0
 
 
 def _token(index: int, term: int) -> bytes:
