@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: all setup demo test lint proto soak clean help
+.PHONY: all setup demo test lint proto soak release-check clean help
 
 help:
 	@echo "make demo   - set up, then run the demo (a node, a put and a get, a stop)"
@@ -16,6 +16,7 @@ help:
 	@echo "make lint   - ruff, and mypy --strict on kvstore/"
 	@echo "make proto  - regenerate kvstore/wire/ from proto/*.proto"
 	@echo "make soak   - longer randomized and fault runs (not part of make test)"
+	@echo "make release-check - the course kit's long parity and broken-solution checks"
 	@echo "make clean  - remove the virtual environment and caches"
 
 setup: $(STAMP)
@@ -47,6 +48,9 @@ proto: $(STAMP)
 
 soak: $(STAMP)
 	KVSTORE_SOAK=1 $(BIN)/python -m pytest -m soak $(PYTEST_ARGS)
+
+release-check: $(STAMP)
+	KVSTORE_SOAK=1 $(BIN)/python -m pytest tests/course -m soak $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build *.egg-info
