@@ -69,11 +69,10 @@ simulator passes its virtual clock), and randomness from an injected
 from __future__ import annotations
 
 import enum
-import random
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from kvstore import limits
 from kvstore.errors import InvalidArgument, LimitExceeded, NotLeaderError, Unavailable
@@ -96,6 +95,18 @@ from kvstore.raft.messages import (
     TimeoutNow,
 )
 from kvstore.trace import NULL_TRACER, TraceEvent, Tracer
+
+
+class RandomSource(Protocol):
+    """The core's only randomness, injected (``random.Random(seed)`` satisfies it).
+
+    Typed structurally so that the core never imports the ``random`` module and
+    cannot reach the global generator by accident.
+    """
+
+    def randrange(self, start: int, stop: int | None = ..., step: int = ...) -> int:
+        """A random integer in ``range(start)`` (or ``range(start, stop, step)``)."""
+        ...
 
 
 class Role(enum.Enum):
@@ -251,7 +262,7 @@ class RaftCore:
         node_id: str,
         *,
         peers: Iterable[str],
-        rng: random.Random,
+        rng: RandomSource,
         config: RaftConfig | None = None,
         restore: RestoreState | None = None,
         tracer: Tracer = NULL_TRACER,
