@@ -15,12 +15,13 @@ makes the disk look as it would after a power cut:
 * every file is truncated to the size it had at its last fsync (0 if never);
 * a file whose directory entry was never fsynced is removed.
 
-Approximation, stated plainly: a ``rename`` whose directory was not yet
-fsynced is kept (the real disk might undo it), and files removed are not
-brought back. Both stores (the Raft log and the engine) fsync the directory
-right after every rename and remove only files that are already obsolete, so
-neither approximation hides a bug in them; the in-process simulated disk
-(:class:`kvstore.fs.SimFileSystem`) models both exactly.
+* a ``rename`` whose directory was not fsynced afterwards is undone: the
+  renamed file gets its old name back, and a file it replaced is restored
+  (the wrapper keeps a hidden hard link to it until the directory fsync).
+
+Approximation, stated plainly: files removed are not brought back (both
+stores remove only files that are already obsolete); the in-process simulated
+disk (:class:`kvstore.fs.SimFileSystem`) models removals exactly too.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 from kvstore.fs import FileSystem, ReadableFile, WritableFile
 
 JOURNAL_NAME = "power-loss.journal"
+BACKUP_PREFIX = ".power-loss-backup-"
 
 
 class _JournalingWritable:
@@ -63,13 +65,14 @@ class JournalingFileSystem:
         self.root = os.path.abspath(root)
         os.makedirs(self.root, exist_ok=True)
         self._lock = threading.Lock()
+        self._backups = 0
         self._journal = open(os.path.join(self.root, JOURNAL_NAME), "a", encoding="utf-8")  # noqa: SIM115
         self._baseline()
 
     def _baseline(self) -> None:
         """Whatever exists at start-up survived the last run: record it as durable."""
         for dirpath, _, names in os.walk(self.root):
-            tracked = [n for n in names if n != JOURNAL_NAME]
+            tracked = [n for n in names if n != JOURNAL_NAME and not n.startswith(BACKUP_PREFIX)]
             self.record({"op": "dir", "path": dirpath, "names": tracked})
             for n in tracked:
                 path = os.path.join(dirpath, n)
@@ -115,9 +118,20 @@ class JournalingFileSystem:
         self._inner.remove(path)
 
     def rename(self, src: str, dst: str) -> None:
-        """Rename (kept even if the directory is not fsynced afterwards: see the module docstring)."""
+        """Rename; a replaced ``dst`` is kept as a hidden backup until its directory is fsynced.
+
+        So a power cut before that fsync can put the old file back, as a real
+        disk may (the rename was not yet durable).
+        """
+        src, dst = os.path.abspath(src), os.path.abspath(dst)
+        backup = ""
+        if os.path.exists(dst):
+            with self._lock:
+                self._backups += 1
+                backup = os.path.join(os.path.dirname(dst), f"{BACKUP_PREFIX}{self._backups}")
+            os.link(dst, backup)
         self._inner.rename(src, dst)
-        self.record({"op": "rename", "src": os.path.abspath(src), "dst": os.path.abspath(dst)})
+        self.record({"op": "rename", "src": src, "dst": dst, "backup": backup})
 
     def link(self, src: str, dst: str) -> None:
         """Hard link (the new name needs a directory fsync to be durable)."""
@@ -129,9 +143,13 @@ class JournalingFileSystem:
         self._inner.truncate(path, size)
 
     def sync_dir(self, path: str) -> None:
-        """fsync a directory; its current entries become durable."""
+        """fsync a directory; its current entries (and its renames) become durable."""
         self._inner.sync_dir(path)
-        self.record({"op": "dir", "path": os.path.abspath(path), "names": self._inner.list_dir(path)})
+        names = [n for n in self._inner.list_dir(path) if not n.startswith(BACKUP_PREFIX)]
+        self.record({"op": "dir", "path": os.path.abspath(path), "names": names})
+        for n in self._inner.list_dir(path):
+            if n.startswith(BACKUP_PREFIX):  # renames in this folder are durable now
+                os.remove(os.path.join(path, n))
 
     def close(self) -> None:
         """Close the journal."""
@@ -154,6 +172,7 @@ def simulate_power_loss(root: str) -> PowerLossReport:
     journal = os.path.join(root, JOURNAL_NAME)
     sizes: dict[str, int] = {}
     names: dict[str, set[str]] = {}
+    pending: list[dict[str, str]] = []  # renames not yet made durable by a directory fsync
     with open(journal, encoding="utf-8") as fh:
         for line in fh:
             if not line.endswith("\n"):
@@ -163,11 +182,21 @@ def simulate_power_loss(root: str) -> PowerLossReport:
                 sizes[e["path"]] = e["size"]
             elif e["op"] == "dir":
                 names[e["path"]] = set(e["names"])
+                pending = [r for r in pending if os.path.dirname(r["dst"]) != e["path"]]
             elif e["op"] == "rename":
+                if e.get("backup") and e["dst"] in sizes:
+                    sizes[e["backup"]] = sizes[e["dst"]]
                 if e["src"] in sizes:
                     sizes[e["dst"]] = sizes.pop(e["src"])
-                d = os.path.dirname(e["dst"])
-                names.setdefault(d, set()).add(os.path.basename(e["dst"]))
+                pending.append(e)
+    for r in reversed(pending):  # undo, newest first: the new file goes back to its old name
+        if os.path.exists(r["dst"]):
+            os.rename(r["dst"], r["src"])
+            if r["dst"] in sizes:
+                sizes[r["src"]] = sizes.pop(r["dst"])
+        if r.get("backup") and os.path.exists(r["backup"]):
+            os.rename(r["backup"], r["dst"])
+            sizes[r["dst"]] = sizes.pop(r["backup"], 0)
     dropped = truncated = removed = 0
     for directory, durable in names.items():
         if not os.path.isdir(directory):
@@ -175,6 +204,9 @@ def simulate_power_loss(root: str) -> PowerLossReport:
         for name in os.listdir(directory):
             path = os.path.join(directory, name)
             if not os.path.isfile(path) or path == journal:
+                continue
+            if name.startswith(BACKUP_PREFIX):  # a durable rename's leftover
+                os.remove(path)
                 continue
             size = os.path.getsize(path)
             if name not in durable:
