@@ -12,7 +12,9 @@ survive SIGKILL, which it does.
 After the node is killed, :func:`simulate_power_loss` replays the journal and
 makes the disk look as it would after a power cut:
 
-* every file is truncated to the size it had at its last fsync (0 if never);
+* every file written through the wrapper is truncated to the size it had at
+  its last fsync (0 if never); files written by other means (a snapshot's
+  files, which their writer fsyncs itself) keep their size;
 * a file whose directory entry was never fsynced is removed.
 
 * a ``rename`` whose directory was not fsynced afterwards is undone: the
@@ -85,8 +87,10 @@ class JournalingFileSystem:
             self._journal.flush()
 
     def open_write(self, path: str, *, append: bool = False) -> WritableFile:
-        """Open for writing; syncs of the handle are journaled."""
-        return _JournalingWritable(self._inner.open_write(path, append=append), self)
+        """Open for writing; the file is now tracked, and syncs of the handle are journaled."""
+        handle = self._inner.open_write(path, append=append)
+        self.record({"op": "open", "path": os.path.abspath(path)})
+        return _JournalingWritable(handle, self)
 
     def open_read(self, path: str) -> ReadableFile:
         """Open for reading."""
@@ -178,7 +182,9 @@ def simulate_power_loss(root: str) -> PowerLossReport:
             if not line.endswith("\n"):
                 break  # torn last line
             e = json.loads(line)
-            if e["op"] == "sync":
+            if e["op"] == "open":
+                sizes.setdefault(e["path"], 0)
+            elif e["op"] == "sync":
                 sizes[e["path"]] = e["size"]
             elif e["op"] == "dir":
                 names[e["path"]] = set(e["names"])
@@ -213,8 +219,8 @@ def simulate_power_loss(root: str) -> PowerLossReport:
                 os.remove(path)
                 removed += 1
                 dropped += size
-            elif size > sizes.get(path, 0):
-                os.truncate(path, sizes.get(path, 0))
+            elif path in sizes and size > sizes[path]:
+                os.truncate(path, sizes[path])
                 truncated += 1
                 dropped += size - sizes.get(path, 0)
     os.remove(journal)

@@ -557,9 +557,15 @@ def _fresh_checkpoint(sm: KVStateMachine, path: str) -> None:
 
 
 def _prune_snapshots(directory: str, keep: str) -> None:
-    """Remove every complete snapshot folder but ``keep`` (a download in progress is left alone)."""
+    """Remove the snapshot folders older than ``keep``.
+
+    Names sort by index (``snap-<index:020d>-<term>``), so "older" is "sorts
+    before". A newer folder is a snapshot received from the leader that the
+    node loop has not installed yet, and a ``.partial`` one a download in
+    progress: both are left alone.
+    """
     for name in os.listdir(directory):
-        if name != keep and ".partial" not in name:
+        if name.startswith("snap-") and ".partial" not in name and name < keep:
             shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
 
 

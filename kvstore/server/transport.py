@@ -519,9 +519,11 @@ class RaftService(raft_pb2_grpc.RaftServicer):
         parts: list[bytes] = []
         first: raft_pb2.InstallSnapshotChunk | None = None
         size = 0
+        finished = False
         async for chunk in request_iterator:
             first = first or chunk
             if chunk.done:
+                finished = chunk.offset == size  # the last chunk says how many bytes came before it
                 break
             if zlib.crc32(chunk.data) != chunk.checksum or chunk.offset != size:
                 await context.abort(grpc.StatusCode.DATA_LOSS, f"snapshot chunk at {chunk.offset} is damaged")
@@ -529,6 +531,8 @@ class RaftService(raft_pb2_grpc.RaftServicer):
             size += len(chunk.data)
         if first is None:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "empty snapshot stream")
+        if not finished:  # the sender stopped early (its files vanished, it crashed): never install a part
+            await context.abort(grpc.StatusCode.DATA_LOSS, f"snapshot stream ended after {size} bytes, incomplete")
         config_raw, _, token = first.configuration.partition(b"\n")
         directory = self.incoming_snapshot_dir(first.last_included_index, first.last_included_term)
         try:

@@ -212,6 +212,13 @@ def test_garbage_and_stale_peer_messages_cannot_crash_a_node(cluster: LocalClust
         with pytest.raises(grpc.RpcError) as info:
             stub.InstallSnapshot(iter([junk_chunk]), timeout=5)
         assert info.value.code() == grpc.StatusCode.DATA_LOSS
+        import zlib
+
+        cut_short = raft_pb2.InstallSnapshotChunk(term=lead.term, leader_id=lead.node_id, to=victim, data=b"\x00\x01",
+                                                  checksum=zlib.crc32(b"\x00\x01"), done=False)
+        with pytest.raises(grpc.RpcError) as info:
+            stub.InstallSnapshot(iter([cut_short]), timeout=5)  # the stream ends without its last chunk
+        assert info.value.code() == grpc.StatusCode.DATA_LOSS and "incomplete" in (info.value.details() or "")
     assert cluster.is_running(victim)
     with Client(cluster.map, options=OPTS) as c:
         c.put(b"after-garbage", b"fine")
