@@ -47,15 +47,12 @@ from kvstore import errors, limits
 from kvstore.client.cluster import ClusterMap, ShardSpec, find_cluster_file, load_cluster
 from kvstore.client.ring import RingKind, make_ring
 from kvstore.types import CasResult, NodeStatus
-from kvstore.wire import kv_pb2, kv_pb2_grpc
+from kvstore.wire import GRPC_MESSAGE_OPTIONS, kv_pb2, kv_pb2_grpc
 from kvstore.wire.convert import error_from_proto
 
 T = TypeVar("T")
 
-GRPC_OPTIONS = [
-    ("grpc.max_send_message_length", limits.MAX_MESSAGE_BYTES),
-    ("grpc.max_receive_message_length", limits.MAX_MESSAGE_BYTES),
-]
+GRPC_OPTIONS = GRPC_MESSAGE_OPTIONS
 
 
 @dataclass(frozen=True, slots=True)

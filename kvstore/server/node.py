@@ -25,17 +25,16 @@ import time
 
 import grpc
 
-from kvstore import errors, limits
+from kvstore import errors
 from kvstore.config import NodeConfig
 from kvstore.server.runtime import RaftNode, ReplicatedBackend
 from kvstore.server.service import KVService
 from kvstore.server.transport import RaftService
 from kvstore.trace import NULL_TRACER, JsonLinesTracer, TraceEvent, Tracer
-from kvstore.wire import kv_pb2, kv_pb2_grpc, raft_pb2_grpc
+from kvstore.wire import GRPC_MESSAGE_OPTIONS, kv_pb2, kv_pb2_grpc, raft_pb2_grpc
 
 GRPC_OPTIONS = [
-    ("grpc.max_send_message_length", limits.MAX_MESSAGE_BYTES),
-    ("grpc.max_receive_message_length", limits.MAX_MESSAGE_BYTES),
+    *GRPC_MESSAGE_OPTIONS,
     ("grpc.so_reuseport", 0),  # two nodes must never share a port by accident
 ]
 

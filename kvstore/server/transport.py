@@ -64,12 +64,9 @@ from kvstore.raft.messages import (
     TimeoutNow,
 )
 from kvstore.trace import NULL_TRACER, TraceEvent, Tracer
-from kvstore.wire import raft_pb2, raft_pb2_grpc
+from kvstore.wire import GRPC_MESSAGE_OPTIONS, raft_pb2, raft_pb2_grpc
 
-GRPC_OPTIONS = [
-    ("grpc.max_send_message_length", limits.MAX_MESSAGE_BYTES),
-    ("grpc.max_receive_message_length", limits.MAX_MESSAGE_BYTES),
-]
+GRPC_OPTIONS = GRPC_MESSAGE_OPTIONS
 
 Deliver = Callable[[Message], None]
 
