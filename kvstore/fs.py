@@ -684,3 +684,107 @@ class SimFileSystem:
         """Bytes of ``path`` that would survive a crash now (tests use it to prove loss)."""
         with self._lock:
             return len(self._lookup(path).durable)
+
+
+# --------------------------------------------------------------------------
+# A disk that fills up.
+# --------------------------------------------------------------------------
+
+
+class _QuotaWritable:
+    """A writable handle whose writes draw on its :class:`FullDiskFileSystem`'s free space."""
+
+    __slots__ = ("_fs", "_inner", "path")
+
+    def __init__(self, fs: FullDiskFileSystem, inner: WritableFile) -> None:
+        self._fs = fs
+        self._inner = inner
+        self.path = inner.path
+
+    def write(self, data: bytes) -> None:
+        fits = self._fs._take(len(data))
+        if fits:
+            self._inner.write(data[:fits])
+        if fits < len(data):
+            self._fs.refusals += 1
+            raise StorageError(f"write {self.path}: No space left on device")
+
+    def sync(self) -> None:
+        self._inner.sync()
+
+    def size(self) -> int:
+        return self._inner.size()
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class FullDiskFileSystem:
+    """Wraps another :class:`FileSystem` and runs out of space after ``free_bytes`` more bytes.
+
+    A write that does not fit writes the prefix that fits, then raises
+    :class:`~kvstore.errors.StorageError` ("No space left on device"), as a real disk does
+    (a short ``write`` followed by ``ENOSPC``): the partial bytes stay in the file, which is
+    the case storage code must survive. Removing files does not give space back; tests call
+    :meth:`set_free_bytes` ("the operator cleaned up") instead. Reads, syncs and directory
+    operations are passed through unchanged.
+
+    Attributes:
+        refusals: how many writes ran out of space (tests use it to prove the fault happened).
+    """
+
+    def __init__(self, inner: FileSystem, *, free_bytes: int | None) -> None:
+        self._inner = inner
+        self._lock = threading.Lock()
+        self._free: int | None = free_bytes
+        self.refusals = 0
+
+    def set_free_bytes(self, free_bytes: int | None) -> None:
+        """Set the remaining space (``None``: unlimited)."""
+        with self._lock:
+            self._free = free_bytes
+
+    def _take(self, n: int) -> int:
+        """Reserve up to ``n`` bytes; return how many fit."""
+        with self._lock:
+            if self._free is None:
+                return n
+            fits = min(n, self._free)
+            self._free -= fits
+            return fits
+
+    def open_write(self, path: str, *, append: bool = False) -> WritableFile:
+        return _QuotaWritable(self, self._inner.open_write(path, append=append))
+
+    def open_read(self, path: str) -> ReadableFile:
+        return self._inner.open_read(path)
+
+    def read_file(self, path: str) -> bytes:
+        return self._inner.read_file(path)
+
+    def exists(self, path: str) -> bool:
+        return self._inner.exists(path)
+
+    def file_size(self, path: str) -> int:
+        return self._inner.file_size(path)
+
+    def list_dir(self, path: str) -> list[str]:
+        return self._inner.list_dir(path)
+
+    def make_dirs(self, path: str) -> None:
+        self._inner.make_dirs(path)
+
+    def remove(self, path: str) -> None:
+        self._inner.remove(path)
+
+    def rename(self, src: str, dst: str) -> None:
+        self._inner.rename(src, dst)
+
+    def link(self, src: str, dst: str) -> None:
+        self._inner.link(src, dst)
+
+    def truncate(self, path: str, size: int) -> None:
+        self._inner.truncate(path, size)
+
+    def sync_dir(self, path: str) -> None:
+        self._inner.sync_dir(path)
