@@ -4,18 +4,27 @@ Theory of operation. The Raft core speaks in one-way messages (a request
 now, the matching response later, as a separate message). gRPC speaks in
 calls with replies. The transport maps one onto the other:
 
-* **Outgoing requests** (AppendEntries, RequestVote, TimeoutNow,
-  InstallSnapshot) go into a bounded queue per peer. A sender task per peer
-  takes them in order and starts one RPC each, with up to
-  ``MAX_INFLIGHT_APPENDS`` calls in flight per peer (pipelining). When a call
-  returns, its reply (a response message) is delivered to the local core.
-* **Incoming requests** are handed to the local core; the RPC handler then
-  waits (briefly) in a *reply slot* for the response message the core emits
-  to that peer, and returns it as the call's reply. Responses carry everything
-  the receiver needs (term, match index, conflict hints), so any waiting call
-  from that peer may carry any response of the right kind. A response with no
-  call waiting is dropped, and a call whose response never comes fails:
-  Raft treats both as a lost message and retries.
+* **One stream per peer.** Every Raft message to a peer, request or
+  response, goes into a bounded queue for that peer. A sender task per peer
+  keeps one long-lived client stream (``Raft.Stream``) open and writes
+  everything queued since its last write as one :class:`MessageBatch`; while
+  a write is in progress the queue fills, so batches grow with load. Before
+  writing, consecutive AppendEntries that continue each other are merged into
+  one (see :func:`coalesce`), so the follower appends, fsyncs and answers
+  once for the lot. The receiver hands each message of a batch to its core;
+  the core's responses travel back on the receiver's own stream to the
+  sender. So the transport is one-way, like the Raft core's messages, and a
+  lost message is only ever a lost message: a broken stream is reopened with
+  backoff (``STREAM_BACKOFF_*``) and what was queued meanwhile is dropped,
+  which Raft treats as message loss and retries. Measured on loopback
+  (2-core machine, grpc.aio + uvloop): a unary call costs ~550 us of CPU
+  (both ends) per message, a stream write ~110 us, less per message when a
+  write carries several.
+* **Unary calls** (AppendEntries, RequestVote, TimeoutNow) are still served,
+  for tools and tests that want a reply per call: the handler hands the
+  request to the core and waits (briefly) in a *reply slot* for the response
+  the core emits to that peer. A response goes to a waiting slot if there is
+  one, else onto the stream.
 * **Snapshots** stream as chunks of ``SNAPSHOT_CHUNK_BYTES`` with a CRC-32 per
   chunk. The payload is an *archive* of the snapshot's files::
 
@@ -69,6 +78,13 @@ from kvstore.wire import GRPC_MESSAGE_OPTIONS, raft_pb2, raft_pb2_grpc
 GRPC_OPTIONS = GRPC_MESSAGE_OPTIONS
 
 Deliver = Callable[[Message], None]
+
+# After a peer's stream breaks, wait this long before reopening it, doubling
+# up to the maximum while it keeps failing: a dead peer costs a few attempts a
+# second, and a restarted one is reached again within half a second (well
+# inside an election timeout).
+STREAM_BACKOFF_MIN_S = 0.02
+STREAM_BACKOFF_MAX_S = 0.5
 
 # ---------------------------------------------------------------------------
 # Conversions between the core's dataclasses and the wire messages.
@@ -166,6 +182,118 @@ def vote_response_to_proto(m: RequestVoteResponse) -> raft_pb2.RequestVoteRespon
 def vote_response_from_proto(p: raft_pb2.RequestVoteResponse, to: str) -> RequestVoteResponse:
     """RequestVote reply, addressed to ``to``."""
     return RequestVoteResponse(p.term, getattr(p, "from"), to, p.granted, p.pre_vote)
+
+
+def coalesce(msgs: list[Message], *, max_bytes: int = limits.MAX_APPEND_BYTES) -> list[Message]:
+    """Merge consecutive AppendEntries that continue each other into one; keep everything else.
+
+    Two appends merge when they are of the same term, leader and receiver,
+    both carry entries and no read context, and the second starts right after
+    the first's last entry (its ``prev_log_index``/``prev_log_term`` name that
+    entry). The merged append is what the leader would have sent had the
+    entries been proposed together: the first's ``prev``, all the entries,
+    the higher ``leader_commit``. Entries beyond ``max_bytes`` start a new
+    append. Order is otherwise preserved.
+
+    Complexity: O(total entries).
+    """
+    out: list[Message] = []
+    pending: list[Entry] = []  # entries of out[-1] when it is a mergeable append
+    size = 0
+    for m in msgs:
+        last = out[-1] if out else None
+        if (
+            pending
+            and isinstance(m, AppendEntries)
+            and isinstance(last, AppendEntries)
+            and m.entries
+            and not m.read_context
+            and m.term == last.term
+            and m.to == last.to
+            and m.leader_id == last.leader_id
+            and m.prev_log_index == pending[-1].index
+            and m.prev_log_term == pending[-1].term
+        ):
+            extra = sum(len(e.data) for e in m.entries)
+            if size + extra <= max_bytes:
+                pending.extend(m.entries)
+                size += extra
+                out[-1] = AppendEntries(
+                    last.term, last.leader_id, last.to, last.prev_log_index, last.prev_log_term,
+                    tuple(pending), max(last.leader_commit, m.leader_commit),
+                )  # fmt: skip
+                continue
+        out.append(m)
+        if isinstance(m, AppendEntries) and m.entries and not m.read_context:
+            pending = list(m.entries)
+            size = sum(len(e.data) for e in m.entries)
+        else:
+            pending = []
+    return out
+
+
+def fill_batch(batch: raft_pb2.MessageBatch, msgs: list[Message]) -> list[Message]:
+    """Add every message that has a stream form to ``batch``; return the others (snapshots).
+
+    Fields are set in place (no intermediate message objects to copy).
+    """
+    rest: list[Message] = []
+    for m in msgs:
+        if isinstance(m, AppendEntries):
+            a = batch.messages.add().append
+            a.term, a.leader_id, a.to = m.term, m.leader_id, m.to
+            a.prev_log_index, a.prev_log_term, a.leader_commit = m.prev_log_index, m.prev_log_term, m.leader_commit
+            if m.read_context:
+                a.read_context = m.read_context
+            add = a.entries.add
+            for e in m.entries:
+                add(term=e.term, index=e.index, type=e.type.value, data=e.data)
+        elif isinstance(m, AppendEntriesResponse):
+            r = batch.messages.add().append_response
+            r.term, r.success, r.match_index = m.term, m.success, m.match_index
+            r.conflict_term, r.conflict_index = m.conflict_term, m.conflict_index
+            if m.read_context:
+                r.read_context = m.read_context
+            setattr(r, "from", m.from_)
+        elif isinstance(m, RequestVote):
+            batch.messages.add().vote.CopyFrom(vote_to_proto(m))
+        elif isinstance(m, RequestVoteResponse):
+            batch.messages.add().vote_response.CopyFrom(vote_response_to_proto(m))
+        elif isinstance(m, TimeoutNow):
+            t = batch.messages.add().timeout_now
+            t.term, t.leader_id, t.to = m.term, m.leader_id, m.to
+        else:
+            rest.append(m)
+    return rest
+
+
+def batch_messages(batch: raft_pb2.MessageBatch) -> tuple[list[Message], int]:
+    """The messages of a received batch, in order, and how many were malformed (skipped).
+
+    Responses are addressed to ``batch.to`` (they carry no receiver on the wire).
+    """
+    out: list[Message] = []
+    bad = 0
+    to = batch.to
+    for rm in batch.messages:
+        kind = rm.WhichOneof("body")
+        try:
+            if kind == "append":
+                out.append(append_from_proto(rm.append))
+            elif kind == "append_response":
+                out.append(append_response_from_proto(rm.append_response, to))
+            elif kind == "vote":
+                out.append(vote_from_proto(rm.vote))
+            elif kind == "vote_response":
+                out.append(vote_response_from_proto(rm.vote_response, to))
+            elif kind == "timeout_now":
+                t = rm.timeout_now
+                out.append(TimeoutNow(t.term, t.leader_id, t.to))
+            else:
+                bad += 1
+        except ValueError:  # an unknown entry type
+            bad += 1
+    return out, bad
 
 
 # ---------------------------------------------------------------------------
@@ -303,15 +431,18 @@ class PeerTransport:
         self._tracer = tracer
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._stubs: dict[str, raft_pb2_grpc.RaftAsyncStub] = {}
-        self._queues: dict[str, asyncio.Queue[Message]] = {}
+        self._queues: dict[str, asyncio.Queue[tuple[float, Message]]] = {}
+        self._streams: dict[str, grpc.aio.StreamUnaryCall[raft_pb2.MessageBatch, raft_pb2.StreamSummary]] = {}
         self._senders: list[asyncio.Task[None]] = []
-        self._inflight: dict[str, asyncio.Semaphore] = {}
+        self._calls_in_flight: dict[str, int] = collections.Counter()
         self._slots: dict[tuple[str, str], collections.deque[asyncio.Future[Message]]] = collections.defaultdict(
             collections.deque
         )
         self._tasks: set[asyncio.Task[Any]] = set()
         self.sent = 0
         self.queue_full_drops = 0
+        self.stream_failures = 0
+        self.malformed_received = 0
 
     # ------------------------------------------------------------ lifecycle
 
@@ -321,14 +452,16 @@ class PeerTransport:
             self._channels[peer] = grpc.aio.insecure_channel(address, options=GRPC_OPTIONS)
             self._stubs[peer] = raft_pb2_grpc.RaftStub(self._channels[peer])  # an async stub on an aio channel
             self._queues[peer] = asyncio.Queue(maxsize=limits.MAX_PEER_QUEUE_MESSAGES)
-            self._inflight[peer] = asyncio.Semaphore(limits.MAX_INFLIGHT_APPENDS)
             self._senders.append(asyncio.get_running_loop().create_task(self._sender(peer)))
 
     async def close(self) -> None:
-        """Stop sending, fail waiting calls, close channels."""
+        """Stop sending, end the streams, fail waiting calls, close channels."""
         for t in [*self._senders, *self._tasks]:
             t.cancel()
         await asyncio.gather(*self._senders, *self._tasks, return_exceptions=True)
+        for call in self._streams.values():
+            call.cancel()
+        self._streams.clear()
         for slots in self._slots.values():
             for fut in slots:
                 if not fut.done():
@@ -339,42 +472,85 @@ class PeerTransport:
     # ------------------------------------------------------------ outgoing
 
     def send(self, msg: Message) -> None:
-        """Queue ``msg`` for its peer, or hand a response to the call waiting for it."""
-        if isinstance(msg, (AppendEntriesResponse, RequestVoteResponse, InstallSnapshotResponse)):
+        """Queue ``msg`` for its peer's stream, or hand a response to the unary call waiting for it."""
+        if isinstance(msg, InstallSnapshotResponse):
             self._reply(msg)
+            return
+        if isinstance(msg, (AppendEntriesResponse, RequestVoteResponse)) and self._reply(msg):
             return
         queue = self._queues.get(msg.to)
         if queue is None:
             return  # not a peer we know (a removed member): nothing to do
         try:
-            queue.put_nowait(msg)
+            queue.put_nowait((time.monotonic(), msg))
         except asyncio.QueueFull:
             self.queue_full_drops += 1  # Raft will resend; never block the node loop
 
-    def _reply(self, msg: AppendEntriesResponse | RequestVoteResponse | InstallSnapshotResponse) -> None:
+    def _reply(self, msg: AppendEntriesResponse | RequestVoteResponse | InstallSnapshotResponse) -> bool:
+        """Answer a unary call waiting for ``msg``; return whether one was waiting."""
         slots = self._slots.get((msg.to, _kind(msg)))
         while slots:
             fut = slots.popleft()
             if not fut.done():
                 fut.set_result(msg)
-                return
+                return True
+        return False
 
     async def _sender(self, peer: str) -> None:
+        """Write everything queued for ``peer`` as one batch on its stream; reopen a broken stream."""
         queue = self._queues[peer]
-        sem = self._inflight[peer]
+        backoff = STREAM_BACKOFF_MIN_S
         while True:
-            msg = await queue.get()
-            if not self.faults.passes(peer):
+            items = [await queue.get()]
+            while not queue.empty():
+                items.append(queue.get_nowait())
+            if self.faults.delay_ms:
+                wait = items[-1][0] + self.faults.delay_ms / 1000 - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            msgs = coalesce([m for _, m in items if self.faults.passes(peer)])
+            batch = raft_pb2.MessageBatch(to=peer)
+            setattr(batch, "from", self.node_id)
+            for m in fill_batch(batch, msgs):  # snapshots: a call of their own
+                self._start_call(peer, m)
+            if not batch.messages:
                 continue
-            await sem.acquire()
-            task = asyncio.get_running_loop().create_task(self._call(peer, msg))
-            self._tasks.add(task)
-            task.add_done_callback(self._call_done(sem))
+            try:
+                await self._write(peer, batch)
+            except (grpc.RpcError, asyncio.InvalidStateError):
+                self.stream_failures += 1
+                call = self._streams.pop(peer, None)
+                if call is not None:
+                    call.cancel()
+                await asyncio.sleep(backoff)
+                backoff = min(2 * backoff, STREAM_BACKOFF_MAX_S)
+                while not queue.empty():  # queued while the peer was unreachable: lost, Raft resends
+                    queue.get_nowait()
+                continue
+            backoff = STREAM_BACKOFF_MIN_S
 
-    def _call_done(self, sem: asyncio.Semaphore) -> Callable[[asyncio.Task[None]], None]:
+    async def _write(self, peer: str, batch: raft_pb2.MessageBatch) -> None:
+        call = self._streams.get(peer)
+        if call is None:
+            call = self._stubs[peer].Stream(None)  # written to with call.write
+            self._streams[peer] = call
+        await call.write(batch)
+        self.sent += len(batch.messages)
+
+    def _start_call(self, peer: str, msg: Message) -> None:
+        """Send ``msg`` as a unary (or snapshot) call of its own, in the background."""
+        if self._calls_in_flight[peer] >= limits.MAX_INFLIGHT_APPENDS:
+            self.queue_full_drops += 1  # lost: Raft resends
+            return
+        self._calls_in_flight[peer] += 1
+        task = asyncio.get_running_loop().create_task(self._call(peer, msg))
+        self._tasks.add(task)
+        task.add_done_callback(self._call_done(peer))
+
+    def _call_done(self, peer: str) -> Callable[[asyncio.Task[None]], None]:
         def done(task: asyncio.Task[None]) -> None:
             self._tasks.discard(task)
-            sem.release()
+            self._calls_in_flight[peer] -= 1
 
         return done
 
@@ -450,6 +626,16 @@ class PeerTransport:
         except TimeoutError:
             return None
 
+    def receive_batch(self, batch: raft_pb2.MessageBatch) -> int:
+        """Hand every message of a stream batch to the core (through the fault seam); return how many."""
+        msgs, bad = batch_messages(batch)
+        self.malformed_received += bad
+        faults, deliver = self.faults, self.deliver
+        for m in msgs:
+            if faults.passes(_sender_of(m)):
+                deliver(m)
+        return len(msgs)
+
     def trace(self, event: str, **fields: object) -> None:
         """Emit a transport trace event."""
         self._tracer.emit(TraceEvent(0.0, self.node_id, 0, "", event, dict(fields)))
@@ -490,6 +676,15 @@ class RaftService(raft_pb2_grpc.RaftServicer):
         if not isinstance(reply, AppendEntriesResponse):
             await context.abort(grpc.StatusCode.UNAVAILABLE, "no response (dropped)")
         return append_response_to_proto(reply)
+
+    async def Stream(
+        self, request_iterator: AsyncIterator[raft_pb2.MessageBatch], context: grpc.aio.ServicerContext[Any, Any]
+    ) -> raft_pb2.StreamSummary:
+        """Deliver every message of every batch until the sender ends the stream."""
+        received = 0
+        async for batch in request_iterator:
+            received += self.transport.receive_batch(batch)
+        return raft_pb2.StreamSummary(received=received)
 
     async def RequestVote(
         self, request: raft_pb2.RequestVoteRequest, context: grpc.aio.ServicerContext[Any, Any]

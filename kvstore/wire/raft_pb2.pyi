@@ -405,3 +405,106 @@ class TimeoutNowResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___TimeoutNowResponse: _TypeAlias = TimeoutNowResponse  # noqa: Y015
+
+@_typing.final
+class RaftMessage(_message.Message):
+    """One Raft message of a stream batch. Responses carry no `to` on the wire:
+    the batch's `to` is the receiver.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPEND_FIELD_NUMBER: _builtins.int
+    APPEND_RESPONSE_FIELD_NUMBER: _builtins.int
+    VOTE_FIELD_NUMBER: _builtins.int
+    VOTE_RESPONSE_FIELD_NUMBER: _builtins.int
+    TIMEOUT_NOW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def append(self) -> Global___AppendEntriesRequest:
+        """AppendEntries request (or heartbeat)."""
+
+    @_builtins.property
+    def append_response(self) -> Global___AppendEntriesResponse:
+        """Reply to AppendEntries."""
+
+    @_builtins.property
+    def vote(self) -> Global___RequestVoteRequest:
+        """RequestVote or pre-vote request."""
+
+    @_builtins.property
+    def vote_response(self) -> Global___RequestVoteResponse:
+        """Reply to RequestVote."""
+
+    @_builtins.property
+    def timeout_now(self) -> Global___TimeoutNowRequest:
+        """Start an election now (leadership transfer)."""
+
+    def __init__(
+        self,
+        *,
+        append: Global___AppendEntriesRequest | None = ...,
+        append_response: Global___AppendEntriesResponse | None = ...,
+        vote: Global___RequestVoteRequest | None = ...,
+        vote_response: Global___RequestVoteResponse | None = ...,
+        timeout_now: Global___TimeoutNowRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["append", b"append", "append_response", b"append_response", "body", b"body", "timeout_now", b"timeout_now", "vote", b"vote", "vote_response", b"vote_response"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["append", b"append", "append_response", b"append_response", "body", b"body", "timeout_now", b"timeout_now", "vote", b"vote", "vote_response", b"vote_response"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["append", "append_response", "vote", "vote_response", "timeout_now"]  # noqa: Y015
+    _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
+
+Global___RaftMessage: _TypeAlias = RaftMessage  # noqa: Y015
+
+@_typing.final
+class MessageBatch(_message.Message):
+    """The messages one node sends to one peer in one write, in order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FROM_FIELD_NUMBER: _builtins.int
+    TO_FIELD_NUMBER: _builtins.int
+    MESSAGES_FIELD_NUMBER: _builtins.int
+    to: _builtins.str
+    """Id of the receiving node."""
+    @_builtins.property
+    def messages(self) -> _containers.RepeatedCompositeFieldContainer[Global___RaftMessage]:
+        """The messages, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        to: _builtins.str = ...,
+        messages: _abc.Iterable[Global___RaftMessage] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from", b"from", "messages", b"messages", "to", b"to"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MessageBatch: _TypeAlias = MessageBatch  # noqa: Y015
+
+@_typing.final
+class StreamSummary(_message.Message):
+    """Sent by the receiver when a stream ends."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECEIVED_FIELD_NUMBER: _builtins.int
+    received: _builtins.int
+    """Messages received on the stream."""
+    def __init__(
+        self,
+        *,
+        received: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["received", b"received"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StreamSummary: _TypeAlias = StreamSummary  # noqa: Y015

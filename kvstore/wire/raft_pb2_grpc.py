@@ -55,6 +55,11 @@ class RaftStub:
                 request_serializer=kvstore_dot_wire_dot_raft__pb2.TimeoutNowRequest.SerializeToString,
                 response_deserializer=kvstore_dot_wire_dot_raft__pb2.TimeoutNowResponse.FromString,
                 _registered_method=True)
+        self.Stream = channel.stream_unary(
+                '/kvstore.v1.Raft/Stream',
+                request_serializer=kvstore_dot_wire_dot_raft__pb2.MessageBatch.SerializeToString,
+                response_deserializer=kvstore_dot_wire_dot_raft__pb2.StreamSummary.FromString,
+                _registered_method=True)
 
 
 class RaftServicer:
@@ -89,6 +94,16 @@ class RaftServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Stream(self, request_iterator, context):
+        """Any node -> a peer: one long-lived stream per (sender, receiver) pair
+        carrying batches of one-way Raft messages, requests and responses alike
+        (a response travels on the responder's own stream back). The unary calls
+        above stay for snapshots and for callers that want a reply per call.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RaftServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +126,11 @@ def add_RaftServicer_to_server(servicer, server):
                     servicer.TimeoutNow,
                     request_deserializer=kvstore_dot_wire_dot_raft__pb2.TimeoutNowRequest.FromString,
                     response_serializer=kvstore_dot_wire_dot_raft__pb2.TimeoutNowResponse.SerializeToString,
+            ),
+            'Stream': grpc.stream_unary_rpc_method_handler(
+                    servicer.Stream,
+                    request_deserializer=kvstore_dot_wire_dot_raft__pb2.MessageBatch.FromString,
+                    response_serializer=kvstore_dot_wire_dot_raft__pb2.StreamSummary.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -222,6 +242,33 @@ class Raft:
             '/kvstore.v1.Raft/TimeoutNow',
             kvstore_dot_wire_dot_raft__pb2.TimeoutNowRequest.SerializeToString,
             kvstore_dot_wire_dot_raft__pb2.TimeoutNowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Stream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/kvstore.v1.Raft/Stream',
+            kvstore_dot_wire_dot_raft__pb2.MessageBatch.SerializeToString,
+            kvstore_dot_wire_dot_raft__pb2.StreamSummary.FromString,
             options,
             channel_credentials,
             insecure,

@@ -47,6 +47,12 @@ class RaftStub:
     """Leader -> lagging follower: send a snapshot as a stream of chunks."""
     TimeoutNow: _grpc.UnaryUnaryMultiCallable[_raft_pb2.TimeoutNowRequest, _raft_pb2.TimeoutNowResponse]
     """Leader -> chosen successor: start an election now (leadership transfer)."""
+    Stream: _grpc.StreamUnaryMultiCallable[_raft_pb2.MessageBatch, _raft_pb2.StreamSummary]
+    """Any node -> a peer: one long-lived stream per (sender, receiver) pair
+    carrying batches of one-way Raft messages, requests and responses alike
+    (a response travels on the responder's own stream back). The unary calls
+    above stay for snapshots and for callers that want a reply per call.
+    """
 
 @_typing.type_check_only
 class RaftAsyncStub(RaftStub):
@@ -61,6 +67,12 @@ class RaftAsyncStub(RaftStub):
     """Leader -> lagging follower: send a snapshot as a stream of chunks."""
     TimeoutNow: _aio.UnaryUnaryMultiCallable[_raft_pb2.TimeoutNowRequest, _raft_pb2.TimeoutNowResponse]  # type: ignore[assignment]
     """Leader -> chosen successor: start an election now (leadership transfer)."""
+    Stream: _aio.StreamUnaryMultiCallable[_raft_pb2.MessageBatch, _raft_pb2.StreamSummary]  # type: ignore[assignment]
+    """Any node -> a peer: one long-lived stream per (sender, receiver) pair
+    carrying batches of one-way Raft messages, requests and responses alike
+    (a response travels on the responder's own stream back). The unary calls
+    above stay for snapshots and for callers that want a reply per call.
+    """
 
 class RaftServicer(metaclass=_abc_1.ABCMeta):
     """Raft RPCs between members of one group."""
@@ -96,5 +108,17 @@ class RaftServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_raft_pb2.TimeoutNowResponse, _abc.Awaitable[_raft_pb2.TimeoutNowResponse]]:
         """Leader -> chosen successor: start an election now (leadership transfer)."""
+
+    @_abc_1.abstractmethod
+    def Stream(
+        self,
+        request_iterator: _MaybeAsyncIterator[_raft_pb2.MessageBatch],
+        context: _ServicerContext,
+    ) -> _typing.Union[_raft_pb2.StreamSummary, _abc.Awaitable[_raft_pb2.StreamSummary]]:
+        """Any node -> a peer: one long-lived stream per (sender, receiver) pair
+        carrying batches of one-way Raft messages, requests and responses alike
+        (a response travels on the responder's own stream back). The unary calls
+        above stay for snapshots and for callers that want a reply per call.
+        """
 
 def add_RaftServicer_to_server(servicer: RaftServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
