@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import random
 import signal
@@ -74,11 +75,24 @@ KINDS: Final = (
     "power-loss-all",
     "bitflip",
     "clock-skew",
+    "kill-voter",
+    "deposed-leader",
 )
 # Tick-interval multipliers the clock-skew nemesis chooses from (> 1: a slow clock, < 1: a fast one).
 SKEW_SCALES: Final = (0.5, 2.0, 4.0)
 ADMIN_TIMEOUT_S: Final = 1.0  # a paused node never answers; an admin call must not wait longer than this
 RESTART_TIMEOUT_S: Final = 30.0  # a node replays its Raft log on restart; 2-core CI machines are slow
+# kill-voter: every Raft message of the electing nodes waits this long, so a vote and the new leader's
+# first append reach the voter this far apart -- the window in which the nemesis kills the voter. The
+# harness sees the vote by polling Status every VOTE_POLL_S (a few ms on loopback), well inside it.
+VOTE_DELAY_MS: Final = 300
+VOTE_POLL_S: Final = 0.005
+# kill-voter: the electing nodes' clocks run this much slower, so an election round (two delayed
+# messages) fits in one election timeout and the delay does not turn into an endless series of elections.
+VOTE_TICK_SCALE: Final = 3.0
+ELECTION_WAIT_S: Final = 10.0  # the longest a nemesis waits for an election it provoked
+# deposed-leader: how long the first new leader commits writes before it is killed.
+CHURN_WRITES_S: Final = 1.0
 
 
 def parse_kinds(spec: str) -> tuple[str, ...]:
@@ -220,6 +234,10 @@ class Nemesis:
             await self._bitflip()
         elif kind == "clock-skew":
             await self._start_clock_skew()
+        elif kind == "kill-voter":
+            await self._start_kill_voter()
+        elif kind == "deposed-leader":
+            await self._start_deposed_leader()
         else:
             raise errors.InvalidArgument(f"unknown nemesis {kind!r}")
 
@@ -233,7 +251,7 @@ class Nemesis:
             dropped = sum(max(0, after.get(n, 0) - active.before.get(n, 0)) for n in active.nodes)
             self._count("partition", effect=dropped, unit="raft messages dropped")
             self.recorder.nemesis(active.name, "ok", {"dropped_messages": dropped})
-        elif active.kind == "clock-skew":
+        elif active.kind in ("clock-skew", "kill-voter"):
             await self._inject_all({})
             self.recorder.nemesis(active.name, "ok", None)
         elif active.kind == "pause":
@@ -308,6 +326,94 @@ class Nemesis:
         self._count("clock-skew", started=1, effect=skewed, unit="nodes with a skewed clock")
         self.active = _Active("clock-skew", name, list(self.cluster.nodes))
         self.log(f"started {name}")
+
+    async def _current_leader(self) -> tuple[str, int] | None:
+        """(leader, term) of the highest term any node reports leading, or None."""
+        found = [(int(st.term), n) for n, st in (await self._statuses(list(self.cluster.nodes))).items()
+                 if st.role == "leader"]
+        return (max(found)[1], max(found)[0]) if found else None
+
+    async def _start_kill_voter(self) -> None:
+        """Kill a node between its vote and the new leader's first append, then let it meet another candidate.
+
+        Steps: cut the leader L (term T) off; slow the two others' Raft messages by
+        VOTE_DELAY_MS (and their clocks by VOTE_TICK_SCALE) so an election between them
+        leaves a window between the vote and the winner's first append; poll until one
+        of them, W, leads a term above T: the other, V, has just voted for it and W's
+        first append is still on its way to V; SIGKILL V at once. Cut the winner W off from both others,
+        restart V, and speed up L's clock (V's is slowed): L, still in term T, campaigns
+        for T + 1 and asks V. A node that persisted its vote refuses (it voted for W in
+        T + 1); one that forgot it votes again, and T + 1 has two leaders. Healed like a
+        partition. Effect: voters killed after granting a vote (the vote read back from
+        the voter's trace file), i.e. the double vote was offered.
+        """
+        nodes = list(self.cluster.nodes)
+        current = await self._current_leader()
+        if current is None or len(nodes) != 3:
+            self._count("kill-voter", started=1, unit="voters killed after voting", note="no leader (or not 3 nodes)")
+            self.recorder.nemesis("kill-voter", "info", {"skipped": "no leader or not 3 nodes"})
+            return
+        old, term = current
+        others = [n for n in nodes if n != old]
+        name = f"kill-voter {old}"
+        self.recorder.nemesis(name, "invoke", {"cut_off": old, "term": term})
+        self.active = _Active("kill-voter", name, nodes)
+        plan = partition_plan("isolate-leader", nodes, self.rng, leader=old)
+        await self._inject_all(plan, delay_ms=dict.fromkeys(others, VOTE_DELAY_MS),
+                               tick_scale=dict.fromkeys(others, VOTE_TICK_SCALE))
+        won = await self._wait_leader(others, above_term=term, timeout_s=ELECTION_WAIT_S, poll_s=VOTE_POLL_S)
+        if won is None:
+            self._count("kill-voter", started=1, unit="voters killed after voting", note=f"no leader above term {term}")
+            return
+        winner, voter = won[0], next(n for n in others if n != won[0])
+        with contextlib.suppress(errors.KVError):
+            await asyncio.to_thread(self.cluster.kill, voter)
+        await self._inject(winner, {old, voter})
+        await self._inject(old, {winner}, tick_scale=1 / VOTE_TICK_SCALE)
+        vote = voted_after(self.cluster.node(voter).folder / "data" / "trace.jsonl", above_term=term)
+        outcome = await self._restart([voter])
+        await self._inject(voter, {winner}, tick_scale=VOTE_TICK_SCALE)
+        note = f"{voter} voted {vote} and was killed; {winner} cut off; {old} asks {voter}; {outcome[voter]}"
+        self._count("kill-voter", started=1, effect=int(vote is not None), unit="voters killed after voting",
+                    note=note)
+        self.recorder.nemesis(name, "info", {"voter": voter, "vote": vote, "winner": winner})
+        self.log(f"started {name}: {note}")
+
+    async def _start_deposed_leader(self) -> None:
+        """Cut the leader off, let two successive new leaders commit writes, then (at the heal) bring it back.
+
+        With ``check_quorum = false`` the cut-off leader L keeps accepting writes it can
+        never commit, so its log grows a suffix of its own. The majority elects W and
+        commits writes at those indexes; after CHURN_WRITES_S W is killed and restarted
+        and a second new leader takes over (W's restart is what lets the two remaining
+        nodes elect). That leader starts with ``next_index`` past L's log, so at the heal
+        its first probes land inside L's stale suffix: the previous-entry term check is
+        what makes L discard it. Healed like a partition. Effect: new leaders elected
+        while L was cut off (2 when the whole story ran).
+        """
+        nodes = list(self.cluster.nodes)
+        current = await self._current_leader()
+        old, term = current if current else (self.rng.choice(nodes), 0)
+        plan = partition_plan("isolate-leader", nodes, self.rng, leader=old)
+        name = f"deposed-leader {old}"
+        self.recorder.nemesis(name, "invoke", {n: sorted(p) for n, p in plan.items()})
+        before = await self._inject_all(plan)
+        self.active = _Active("partition", name, nodes, before)
+        others = [n for n in nodes if n != old]
+        elected = 0
+        first = await self._wait_leader(others, above_term=term, timeout_s=ELECTION_WAIT_S)
+        if first is not None:
+            elected += 1
+            await asyncio.sleep(CHURN_WRITES_S)
+            with contextlib.suppress(errors.KVError):
+                await asyncio.to_thread(self.cluster.kill, first[0])
+            await self._restart([first[0]])
+            await self._inject(first[0], plan.get(first[0], set()))
+            second = await self._wait_leader(others, above_term=first[1], timeout_s=ELECTION_WAIT_S)
+            elected += second is not None
+        self._count("deposed-leader", started=1, effect=elected, unit="new leaders while the old one was cut off",
+                    note=f"{old} cut off in term {term}; {elected} new leaders")
+        self.log(f"started {name}: {elected} new leaders")
 
     async def _target(self, *, leader: bool) -> str:
         """The leader (when asked for and known), else a random running node."""
@@ -419,21 +525,65 @@ class Nemesis:
                 best = (r.term, node_id)
         return best[1] if best else None
 
-    async def _inject_all(self, plan: dict[str, set[str]]) -> dict[str, int]:
-        """Send each node its isolate_from set (empty = heal); return node -> dropped_messages so far."""
+    async def _inject_all(
+        self,
+        plan: dict[str, set[str]],
+        *,
+        delay_ms: dict[str, int] | None = None,
+        tick_scale: dict[str, float] | None = None,
+    ) -> dict[str, int]:
+        """Send each node its isolate_from set, delay and tick rate (absent = none); return node -> dropped so far.
+
+        InjectFaults replaces a node's settings as a whole, so an empty plan heals everything.
+        """
         dropped: dict[str, int] = {}
-        for node_id, node in self.cluster.nodes.items():
-            req = kv_pb2.InjectFaultsRequest(isolate_from=sorted(plan.get(node_id, ())), seed=self.seed)
-            try:
-                r = await kv_pb2_grpc.KVStub(self._channel(node.spec.address)).InjectFaults(
-                    req, timeout=ADMIN_TIMEOUT_S
-                )
-            except grpc.RpcError:
-                continue  # down or paused: it comes back with no faults set
-            if r.HasField("error"):
-                raise errors.ConfigError(f"node {node_id} refused InjectFaults: {r.error.message}")
-            dropped[node_id] = r.dropped_messages
+        for node_id in self.cluster.nodes:
+            count = await self._inject(
+                node_id, plan.get(node_id, set()), delay_ms=(delay_ms or {}).get(node_id, 0),
+                tick_scale=(tick_scale or {}).get(node_id, 0.0),
+            )
+            if count is not None:
+                dropped[node_id] = count
         return dropped
+
+    async def _inject(
+        self, node_id: str, isolate_from: set[str], *, delay_ms: int = 0, tick_scale: float = 0.0
+    ) -> int | None:
+        """Replace one node's fault settings; its dropped_messages, or None when it does not answer (down, paused)."""
+        req = kv_pb2.InjectFaultsRequest(
+            isolate_from=sorted(isolate_from), seed=self.seed, delay_ms=delay_ms, tick_scale=tick_scale
+        )
+        address = self.cluster.node(node_id).spec.address
+        try:
+            r = await kv_pb2_grpc.KVStub(self._channel(address)).InjectFaults(req, timeout=ADMIN_TIMEOUT_S)
+        except grpc.RpcError:
+            return None  # down or paused: it comes back with no faults set
+        if r.HasField("error"):
+            raise errors.ConfigError(f"node {node_id} refused InjectFaults: {r.error.message}")
+        return int(r.dropped_messages)
+
+    async def _statuses(self, nodes: Sequence[str]) -> dict[str, kv_pb2.StatusResponse]:
+        """Status of each node that answers within ADMIN_TIMEOUT_S."""
+        out: dict[str, kv_pb2.StatusResponse] = {}
+        for node_id in nodes:
+            address = self.cluster.node(node_id).spec.address
+            with contextlib.suppress(grpc.RpcError):
+                out[node_id] = await kv_pb2_grpc.KVStub(self._channel(address)).Status(
+                    kv_pb2.StatusRequest(), timeout=ADMIN_TIMEOUT_S
+                )
+        return out
+
+    async def _wait_leader(
+        self, nodes: Sequence[str], *, above_term: int, timeout_s: float, poll_s: float = 0.05
+    ) -> tuple[str, int] | None:
+        """The first of ``nodes`` to report itself leader in a term above ``above_term``: (node, term), or None."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for node_id, st in (await self._statuses(nodes)).items():
+                if st.role == "leader" and st.term > above_term:
+                    return node_id, int(st.term)
+            await asyncio.sleep(poll_s)
+        return None
 
     def _channel(self, address: str) -> grpc.aio.Channel:
         ch = self._channels.get(address)
@@ -468,6 +618,19 @@ def data_files(data_dir: Path) -> list[Path]:
     ]
     tables = [p for p in found if p.suffix == ".sst"]
     return sorted(tables or found, key=lambda p: (-p.stat().st_size, str(p)))
+
+
+def voted_after(trace: Path, *, above_term: int) -> str | None:
+    """The candidate a node's trace says it granted a (real, not pre-) vote to in a term above ``above_term``."""
+    found: str | None = None
+    with contextlib.suppress(OSError), open(trace, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            with contextlib.suppress(ValueError, AttributeError):
+                e = json.loads(line)
+                fields = e.get("fields") or {}
+                if e.get("event") == "vote_granted" and e.get("term", 0) > above_term and not fields.get("pre_vote"):
+                    found = str(fields.get("candidate"))
+    return found
 
 
 def flip_bit(path: Path, rng: random.Random) -> int:

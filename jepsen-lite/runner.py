@@ -22,8 +22,9 @@ Theory of operation. :func:`run` does, in order:
    ``nodes/<id>/{node.log,trace.jsonl}``.
 
 The run's verdict is ``pass`` when the history is linearizable (sets valid) and
-the replicas agree, ``fail`` when either is violated or a node stopped on a
-failure (``kv node <id>: failed: ...`` in its log, e.g. a broken invariant),
+the replicas agree, ``fail`` when either is violated, a node stopped on a
+failure (``kv node <id>: failed: ...`` in its log, e.g. a broken invariant) or
+the nodes' traces show two leaders in one term (:mod:`jepsen_lite.elections`),
 ``unknown`` otherwise.
 """
 
@@ -46,6 +47,7 @@ from typing import Final
 
 import grpc
 from jepsen_lite.checker import LINEARIZABLE, NOT_LINEARIZABLE
+from jepsen_lite.elections import UNSAFE, ElectionResult, check_trace_files
 from jepsen_lite.history import HistoryRecorder
 from jepsen_lite.models import RegisterModel
 from jepsen_lite.nemesis import Nemesis, parse_kinds
@@ -144,6 +146,7 @@ class RunResult:
     elapsed_s: float
     seed: int
     notes: list[str] = field(default_factory=list)
+    elections: ElectionResult | None = None
 
     @property
     def exit_code(self) -> int:
@@ -162,6 +165,7 @@ class RunResult:
         rows.append(("sets (lost/dup)", _sets_summary(self.history) if sets else "-"))
         differing = f", {len(self.replicas.differences)} keys differ" if self.replicas.differences else ""
         rows.append(("replicas agree", f"{self.replicas.verdict}{differing}"))
+        rows.append(("one leader a term", self.elections.summary() if self.elections else "-"))
         for kind, c in self.faults.items():
             rows.append((f"fault {kind}", f"{c['started']} started, {c['effect']} {c['unit']}"))
         ops = self.operations
@@ -235,12 +239,13 @@ def run(options: RunOptions, *, echo: Echo | None = None) -> RunResult:
     history = recorder.history()
     verdict = check_history(history, RegisterModel(), time_limit_s_per_key=options.check_time_limit_s)
     replicas = check_replicas(dumps)
+    elections = check_trace_files(folder / "nodes")
     failures = node_failures(folder / "nodes")
     notes.extend(f"node failure: {line}" for line in failures)
     write_reports(folder, history, verdict, title=f"jepsen-lite run (seed {options.seed})")
     ops = Counter(op.status for op in history.operations)
     result = RunResult(
-        verdict=FAIL if failures else _run_verdict(verdict, replicas),
+        verdict=FAIL if failures or elections.verdict == UNSAFE else _run_verdict(verdict, replicas),
         folder=folder,
         history=verdict,
         replicas=replicas,
@@ -249,6 +254,7 @@ def run(options: RunOptions, *, echo: Echo | None = None) -> RunResult:
         elapsed_s=time.monotonic() - started,
         seed=options.seed,
         notes=notes,
+        elections=elections,
     )
     _write_results(folder, result, options)
     return result
@@ -286,6 +292,7 @@ def _write_results(folder: Path, result: RunResult, options: RunOptions) -> None
             "notes": result.notes,
         },
         "replicas": result.replicas.to_json(),
+        "elections": result.elections.to_json() if result.elections else None,
         "faults": result.faults,
     }
     (folder / "results.json").write_text(json.dumps(body, indent=2, default=str) + "\n", encoding="utf-8")
