@@ -14,8 +14,12 @@ Every other top-level definition *replaces the same-named function* in
 ``def m`` replaces method ``C.m`` (the class line itself is only an address).
 Imports at the top of a variant are not copied: a variant uses only what
 ``FILE`` already imports. :func:`apply_variant` makes the patched file text;
-:func:`write_submission` writes a submission folder holding just that file,
-which the grader takes exactly like a student's.
+:func:`write_submission` writes a submission folder holding every file the
+lab's student owns: the reference's copy of each, except the patched ``FILE``
+(a lab with several files, such as ``lsm-memtable-wal``, would otherwise have
+its other files graded as unimplemented stubs, and every variant would fail
+every test for a reason that is not its mistake). The grader takes it
+exactly like a student's.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ import ast
 from dataclasses import dataclass
 from pathlib import Path
 
+from kvstore.course.catalog import load_catalog
+from kvstore.course.release import CATALOG_PATH
 from kvstore.course.splice import function_spans, replace_functions
 from kvstore.errors import InvalidArgument
 
@@ -93,8 +99,20 @@ def apply_variant(reference_text: str, variant: Variant) -> str:
 
 
 def write_submission(reference: Path, variant: Variant, dest: Path) -> Path:
-    """Write a submission folder holding only the variant's patched file; return ``dest``."""
-    target = dest / variant.file
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(apply_variant((reference / variant.file).read_text(encoding="utf-8"), variant), encoding="utf-8")
+    """Write a submission folder: the lab's student-owned files from ``reference``, with the variant's
+    file patched; return ``dest``.
+
+    Raises:
+        InvalidArgument: the variant's lab is not in the reference's catalog.
+        SpliceError: a function of the variant is not in its file.
+    """
+    lab = load_catalog(reference / CATALOG_PATH).lab(variant.lab)
+    for rel in {*lab.files, variant.file}:
+        source = reference / rel
+        if not source.is_file():
+            continue
+        text = source.read_text(encoding="utf-8")
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(apply_variant(text, variant) if rel == variant.file else text, encoding="utf-8")
     return dest

@@ -2,7 +2,7 @@
 """A WAL reader that never checks payload checksums: a flipped bit is replayed as data."""
 
 FILE = "kvstore/lsm/wal.py"
-CAUGHT_BY = ['test_wal_damage_in_the_middle_is_corruption', 'test_wal_bit_flip_in_last_complete_record_is_corruption']
+CAUGHT_BY = ['test_wal_damage_in_the_middle_is_corruption', 'test_a_flipped_bit_in_any_complete_record_is_reported_as_corruption', 'test_wal_bit_flip_in_last_complete_record_is_corruption']
 
 
 def read_records(data: bytes, path: str) -> tuple[list[bytes], int]:

@@ -2,7 +2,7 @@
 """Sources merged in the wrong order (like L0 files read oldest last): an older value shadows a newer one."""
 
 FILE = "kvstore/lsm/iterators.py"
-CAUGHT_BY = ['test_merge_runs_matches_newest_wins_model']
+CAUGHT_BY = ['test_engine_reads_agree_with_a_model_across_memtable_and_overlapping_l0_tables', 'test_a_tombstone_in_a_newer_table_hides_the_value_in_an_older_one']
 
 
 def merge_windows(sources: Sequence[Iterator[Run]], *, reverse: bool = False) -> Iterator[dict[bytes, bytes | None]]:
