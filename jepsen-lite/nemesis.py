@@ -87,9 +87,11 @@ RESTART_TIMEOUT_S: Final = 30.0  # a node replays its Raft log on restart; 2-cor
 # harness sees the vote by polling Status every VOTE_POLL_S (a few ms on loopback), well inside it.
 VOTE_DELAY_MS: Final = 300
 VOTE_POLL_S: Final = 0.005
-# kill-voter: the electing nodes' clocks run this much slower, so an election round (two delayed
-# messages) fits in one election timeout and the delay does not turn into an endless series of elections.
-VOTE_TICK_SCALE: Final = 3.0
+# kill-voter: the candidate's clock runs this much slower than normal, so one election round (a pre-vote and
+# a vote, each delayed VOTE_DELAY_MS) fits in its election timeout; the voter's clock runs much slower still,
+# so it never campaigns itself (no split vote) before the candidate has won.
+CANDIDATE_TICK_SCALE: Final = 2.0
+VOTER_TICK_SCALE: Final = 8.0
 ELECTION_WAIT_S: Final = 10.0  # the longest a nemesis waits for an election it provoked
 # deposed-leader: how long the first new leader commits writes before it is killed.
 CHURN_WRITES_S: Final = 1.0
@@ -251,7 +253,11 @@ class Nemesis:
             dropped = sum(max(0, after.get(n, 0) - active.before.get(n, 0)) for n in active.nodes)
             self._count("partition", effect=dropped, unit="raft messages dropped")
             self.recorder.nemesis(active.name, "ok", {"dropped_messages": dropped})
-        elif active.kind in ("clock-skew", "kill-voter"):
+        elif active.kind == "kill-voter":
+            await self._restart([n for n in active.nodes if not self.cluster.is_running(n)])
+            await self._inject_all({})
+            self.recorder.nemesis(active.name, "ok", None)
+        elif active.kind == "clock-skew":
             await self._inject_all({})
             self.recorder.nemesis(active.name, "ok", None)
         elif active.kind == "pause":
@@ -336,62 +342,72 @@ class Nemesis:
     async def _start_kill_voter(self) -> None:
         """Kill a node between its vote and the new leader's first append, then let it meet another candidate.
 
-        Steps: cut the leader L (term T) off; slow the two others' Raft messages by
-        VOTE_DELAY_MS (and their clocks by VOTE_TICK_SCALE) so an election between them
-        leaves a window between the vote and the winner's first append; poll until one
-        of them, W, leads a term above T: the other, V, has just voted for it and W's
-        first append is still on its way to V; SIGKILL V at once. Cut the winner W off from both others,
-        restart V, and speed up L's clock (V's is slowed): L, still in term T, campaigns
-        for T + 1 and asks V. A node that persisted its vote refuses (it voted for W in
-        T + 1); one that forgot it votes again, and T + 1 has two leaders. Healed like a
-        partition. Effect: voters killed after granting a vote (the vote read back from
-        the voter's trace file), i.e. the double vote was offered.
+        The story (3 nodes; run it with ``check_quorum = false``, so no leader lease
+        makes a voter ignore the candidate): SIGKILL the leader L of term T. Of the two
+        others, the candidate C gets a fast clock and every Raft message it sends waits
+        VOTE_DELAY_MS; the voter V gets a slow clock, so C alone campaigns and wins
+        T + 1 with V's vote, and C's first append reaches V only VOTE_DELAY_MS later.
+        The nemesis polls until C leads T + 1 and SIGKILLs V at once. Then C is cut off
+        from both, L restarts (term T, a log at least as long as V's) with a fast clock,
+        and V restarts with a slow one: L campaigns for T + 1 and asks V. A node that
+        persisted its vote refuses (it voted for C in T + 1); one that forgot it votes
+        again, and T + 1 has two leaders (the election-safety check reads it in the
+        traces). Healed like a partition. Effect: voters killed after granting their
+        vote (read back from the voter's trace file), i.e. the second vote was asked
+        of a node that had already voted.
         """
         nodes = list(self.cluster.nodes)
+        unit = "voters killed after voting"
         current = await self._current_leader()
         if current is None or len(nodes) != 3:
-            self._count("kill-voter", started=1, unit="voters killed after voting", note="no leader (or not 3 nodes)")
+            self._count("kill-voter", started=1, unit=unit, note="no leader (or not 3 nodes)")
             self.recorder.nemesis("kill-voter", "info", {"skipped": "no leader or not 3 nodes"})
             return
         old, term = current
-        others = [n for n in nodes if n != old]
+        candidate, voter = self.rng.sample([n for n in nodes if n != old], 2)
         name = f"kill-voter {old}"
-        self.recorder.nemesis(name, "invoke", {"cut_off": old, "term": term})
+        self.recorder.nemesis(name, "invoke", {"leader": old, "term": term, "candidate": candidate, "voter": voter})
         self.active = _Active("kill-voter", name, nodes)
-        plan = partition_plan("isolate-leader", nodes, self.rng, leader=old)
-        await self._inject_all(plan, delay_ms=dict.fromkeys(others, VOTE_DELAY_MS),
-                               tick_scale=dict.fromkeys(others, VOTE_TICK_SCALE))
-        won = await self._wait_leader(others, above_term=term, timeout_s=ELECTION_WAIT_S, poll_s=VOTE_POLL_S)
-        if won is None:
-            self._count("kill-voter", started=1, unit="voters killed after voting", note=f"no leader above term {term}")
+        await self._inject(candidate, set(), delay_ms=VOTE_DELAY_MS, tick_scale=CANDIDATE_TICK_SCALE)
+        await self._inject(voter, set(), tick_scale=VOTER_TICK_SCALE)
+        with contextlib.suppress(errors.KVError):
+            await asyncio.to_thread(self.cluster.kill, old)
+        won = await self._wait_leader([candidate, voter], above_term=term, timeout_s=ELECTION_WAIT_S,
+                                      poll_s=VOTE_POLL_S)
+        if won is None or won[1] != term + 1:
+            self._count("kill-voter", started=1, unit=unit, note=f"no leader of term {term + 1}: {won}")
             return
-        winner, voter = won[0], next(n for n in others if n != won[0])
+        if won[0] != candidate:  # the slow one won after all: the roles swap (its append is not delayed)
+            candidate, voter = voter, candidate
         with contextlib.suppress(errors.KVError):
             await asyncio.to_thread(self.cluster.kill, voter)
-        await self._inject(winner, {old, voter})
-        await self._inject(old, {winner}, tick_scale=1 / VOTE_TICK_SCALE)
+        await self._inject(candidate, {old, voter})
         vote = voted_after(self.cluster.node(voter).folder / "data" / "trace.jsonl", above_term=term)
-        outcome = await self._restart([voter])
-        await self._inject(voter, {winner}, tick_scale=VOTE_TICK_SCALE)
-        note = f"{voter} voted {vote} and was killed; {winner} cut off; {old} asks {voter}; {outcome[voter]}"
-        self._count("kill-voter", started=1, effect=int(vote is not None), unit="voters killed after voting",
-                    note=note)
-        self.recorder.nemesis(name, "info", {"voter": voter, "vote": vote, "winner": winner})
+        outcome = await self._restart([old])
+        await self._inject(old, {candidate}, tick_scale=CANDIDATE_TICK_SCALE / VOTER_TICK_SCALE)
+        outcome.update(await self._restart([voter]))
+        await self._inject(voter, {candidate}, tick_scale=VOTER_TICK_SCALE)
+        note = (f"{voter} voted for {vote} in term {term + 1} and was killed; {candidate} cut off; "
+                f"{old} asks {voter} again; {outcome}")
+        self._count("kill-voter", started=1, effect=int(vote == candidate), unit=unit, note=note)
+        self.recorder.nemesis(name, "info", {"voter": voter, "vote": vote, "candidate": candidate})
         self.log(f"started {name}: {note}")
 
     async def _start_deposed_leader(self) -> None:
-        """Cut the leader off, let two successive new leaders commit writes, then (at the heal) bring it back.
+        """Cut the leader off, let a new leader commit, then kill that one and reconnect the old one at once.
 
         With ``check_quorum = false`` the cut-off leader L keeps accepting writes it can
-        never commit, so its log grows a suffix of its own. The majority elects W and
-        commits writes at those indexes; after CHURN_WRITES_S W is killed and restarted
-        and a second new leader takes over (W's restart is what lets the two remaining
-        nodes elect). That leader starts with ``next_index`` past L's log, so at the heal
-        its first probes land inside L's stale suffix: the previous-entry term check is
-        what makes L discard it. Healed like a partition. Effect: new leaders elected
-        while L was cut off (2 when the whole story ran).
+        never commit, so its log grows a stale suffix past its commit index. The other
+        two elect W and commit writes for CHURN_WRITES_S. Then W is SIGKILLed and L's
+        partition healed in the same moment: the survivor S (its log is newer than L's)
+        is elected with L connected, and S's first append to L probes an index inside
+        L's stale suffix. Only the previous-entry term check makes L reject it and back
+        off to the real match point; a follower without it keeps its stale entries
+        under S's (Log Matching broken, replicas apply different commands). W restarts
+        at the heal. Effect: new leaders elected with the deposed leader connected.
         """
         nodes = list(self.cluster.nodes)
+        unit = "leaders elected with the deposed leader connected"
         current = await self._current_leader()
         old, term = current if current else (self.rng.choice(nodes), 0)
         plan = partition_plan("isolate-leader", nodes, self.rng, leader=old)
@@ -399,21 +415,25 @@ class Nemesis:
         self.recorder.nemesis(name, "invoke", {n: sorted(p) for n, p in plan.items()})
         before = await self._inject_all(plan)
         self.active = _Active("partition", name, nodes, before)
+        self._count("partition", started=1, unit="raft messages dropped")
         others = [n for n in nodes if n != old]
-        elected = 0
         first = await self._wait_leader(others, above_term=term, timeout_s=ELECTION_WAIT_S)
-        if first is not None:
-            elected += 1
-            await asyncio.sleep(CHURN_WRITES_S)
-            with contextlib.suppress(errors.KVError):
-                await asyncio.to_thread(self.cluster.kill, first[0])
-            await self._restart([first[0]])
-            await self._inject(first[0], plan.get(first[0], set()))
-            second = await self._wait_leader(others, above_term=first[1], timeout_s=ELECTION_WAIT_S)
-            elected += second is not None
-        self._count("deposed-leader", started=1, effect=elected, unit="new leaders while the old one was cut off",
-                    note=f"{old} cut off in term {term}; {elected} new leaders")
-        self.log(f"started {name}: {elected} new leaders")
+        if first is None:
+            self._count("deposed-leader", started=1, unit=unit, note=f"no new leader after {old} was cut off")
+            return
+        await asyncio.sleep(CHURN_WRITES_S)
+        with contextlib.suppress(errors.KVError):
+            await asyncio.to_thread(self.cluster.kill, first[0])
+        after = await self._inject_all({})
+        dropped = sum(max(0, after.get(n, 0) - before.get(n, 0)) for n in nodes)
+        self._count("partition", effect=dropped)
+        self.active = _Active("kill", name, [first[0]])
+        rest = [n for n in nodes if n != first[0]]
+        second = await self._wait_leader(rest, above_term=first[1], timeout_s=ELECTION_WAIT_S)
+        elected = second is not None and second[0] != old
+        note = f"{old} cut off in term {term}; {first[0]} led term {first[1]} and was killed; then {second}"
+        self._count("deposed-leader", started=1, effect=int(elected), unit=unit, note=note)
+        self.log(f"started {name}: {note}")
 
     async def _target(self, *, leader: bool) -> str:
         """The leader (when asked for and known), else a random running node."""

@@ -25,6 +25,8 @@ The run's verdict is ``pass`` when the history is linearizable (sets valid) and
 the replicas agree, ``fail`` when either is violated, a node stopped on a
 failure (``kv node <id>: failed: ...`` in its log, e.g. a broken invariant) or
 the nodes' traces show two leaders in one term (:mod:`jepsen_lite.elections`),
+or two nodes' committed Raft logs hold different entries at one index
+(:func:`jepsen_lite.replicas.check_logs`, read after the nodes stopped);
 ``unknown`` otherwise.
 """
 
@@ -51,7 +53,7 @@ from jepsen_lite.elections import UNSAFE, ElectionResult, check_trace_files
 from jepsen_lite.history import HistoryRecorder
 from jepsen_lite.models import RegisterModel
 from jepsen_lite.nemesis import Nemesis, parse_kinds
-from jepsen_lite.replicas import AGREE, DISAGREE, ReplicaResult, check_replicas
+from jepsen_lite.replicas import AGREE, DISAGREE, LogResult, ReplicaResult, check_logs, check_replicas
 from jepsen_lite.report import HistoryVerdict, check_history, write_reports
 from jepsen_lite.workloads import (
     STORE_PREFIX,
@@ -80,7 +82,7 @@ FAST_RAFT: Final = """
 tick_ms = 20
 election_timeout_ticks = 10
 heartbeat_ticks = 2
-snapshot_threshold_entries = 1000
+snapshot_threshold_entries = {snapshot_threshold_entries}
 """  # fast elections so a short run sees several; the [raft] section stays open for raft_toml
 
 
@@ -101,6 +103,8 @@ class RunOptions:
         work_dir: where the cluster's folders go (default: a new temporary folder), removed after the run
             unless ``keep_cluster``.
         extra_config: more node TOML sections, appended after the runner's own.
+        snapshot_threshold_entries: the nodes' Raft snapshot threshold (small: snapshots happen in a short
+            run; large: the committed logs compared at the end still hold the whole run).
     """
 
     nemesis: tuple[str, ...] = ("partition", "kill")
@@ -122,6 +126,7 @@ class RunOptions:
     work_dir: Path | None = None
     extra_config: str = ""
     keep_cluster: bool = False
+    snapshot_threshold_entries: int = 1000
 
     def validate(self) -> None:
         """Raises InvalidArgument for an impossible option."""
@@ -147,6 +152,7 @@ class RunResult:
     seed: int
     notes: list[str] = field(default_factory=list)
     elections: ElectionResult | None = None
+    logs: LogResult | None = None
 
     @property
     def exit_code(self) -> int:
@@ -165,6 +171,7 @@ class RunResult:
         rows.append(("sets (lost/dup)", _sets_summary(self.history) if sets else "-"))
         differing = f", {len(self.replicas.differences)} keys differ" if self.replicas.differences else ""
         rows.append(("replicas agree", f"{self.replicas.verdict}{differing}"))
+        rows.append(("committed logs agree", self.logs.summary() if self.logs else "-"))
         rows.append(("one leader a term", self.elections.summary() if self.elections else "-"))
         for kind, c in self.faults.items():
             rows.append((f"fault {kind}", f"{c['started']} started, {c['effect']} {c['unit']}"))
@@ -193,7 +200,8 @@ def node_config(options: RunOptions) -> str:
     testing = ["[testing]", "allow_fault_injection = true", "power_loss_journal = true"]
     if options.planted_bug:
         testing += ["allow_planted_bugs = true", f"planted_bug = {json.dumps(options.planted_bug)}"]
-    return FAST_RAFT + options.raft_toml + "\n\n" + "\n".join(testing) + "\n" + options.extra_config
+    raft = FAST_RAFT.format(snapshot_threshold_entries=options.snapshot_threshold_entries)
+    return raft + options.raft_toml + "\n\n" + "\n".join(testing) + "\n" + options.extra_config
 
 
 def run(options: RunOptions, *, echo: Echo | None = None) -> RunResult:
@@ -233,6 +241,7 @@ def run(options: RunOptions, *, echo: Echo | None = None) -> RunResult:
                     os.kill(pid, signal.SIGCONT)
             cluster.down()
             _copy_node_files(cluster, folder / "nodes")
+            logs = check_logs(read_committed_logs(cluster))
             if not options.keep_cluster:
                 shutil.rmtree(cluster_root, ignore_errors=True)
     say("checking the history")
@@ -245,7 +254,8 @@ def run(options: RunOptions, *, echo: Echo | None = None) -> RunResult:
     write_reports(folder, history, verdict, title=f"jepsen-lite run (seed {options.seed})")
     ops = Counter(op.status for op in history.operations)
     result = RunResult(
-        verdict=FAIL if failures or elections.verdict == UNSAFE else _run_verdict(verdict, replicas),
+        verdict=FAIL if failures or elections.verdict == UNSAFE or logs.verdict == DISAGREE
+        else _run_verdict(verdict, replicas),
         folder=folder,
         history=verdict,
         replicas=replicas,
@@ -255,6 +265,7 @@ def run(options: RunOptions, *, echo: Echo | None = None) -> RunResult:
         seed=options.seed,
         notes=notes,
         elections=elections,
+        logs=logs,
     )
     _write_results(folder, result, options)
     return result
@@ -293,6 +304,7 @@ def _write_results(folder: Path, result: RunResult, options: RunOptions) -> None
         },
         "replicas": result.replicas.to_json(),
         "elections": result.elections.to_json() if result.elections else None,
+        "logs": result.logs.to_json() if result.logs else None,
         "faults": result.faults,
     }
     (folder / "results.json").write_text(json.dumps(body, indent=2, default=str) + "\n", encoding="utf-8")
@@ -410,6 +422,34 @@ async def _dump(stub: kv_pb2_grpc.KVStub) -> dict[str, object] | None:
         if not resp.more or not resp.pairs:
             return out
         start = resp.pairs[-1].key + b"\x00"
+
+
+def read_committed_logs(cluster: LocalCluster) -> dict[str, dict[int, tuple[int, bytes]] | None]:
+    """Each stopped node's committed Raft log entries, index -> (term, data); None when unreadable.
+
+    Opens the node's durable log the way the node would on restart (which repairs a torn
+    tail, as the next start would anyway). Entries above the durable commit index are left
+    out: they may still be legitimately replaced.
+    """
+    from kvstore.server.raft_log import DurableRaftLog
+
+    out: dict[str, dict[int, tuple[int, bytes]] | None] = {}
+    for node_id, node in cluster.nodes.items():
+        directory = node.folder / "data" / "raft"
+        out[node_id] = None
+        if not directory.is_dir():
+            continue
+        try:
+            log = DurableRaftLog.open(str(directory))
+            try:
+                restored = log.load()
+            finally:
+                log.close()
+        except (errors.KVError, OSError):
+            continue
+        commit = restored.hard_state.commit_index
+        out[node_id] = {e.index: (e.term, e.data) for e in restored.entries if e.index <= commit}
+    return out
 
 
 def _copy_node_files(cluster: LocalCluster, target: Path) -> None:
