@@ -109,11 +109,34 @@ class StorageConfig:
 
     sync: Literal["always", "batch", "never"] = "always"
     memtable_bytes: int = 4 * 1024 * 1024
+    # The engine's level shape (kvstore.lsm.engine.EngineOptions; defaults equal the engine's). Small values
+    # give a short test run several levels, e.g. jepsen-lite's run for the planted bug early-tombstone-drop.
+    table_target_bytes: int = 2 * 1024 * 1024
+    l0_compaction_trigger_files: int = 4
+    level1_target_bytes: int = 10 * 1024 * 1024
+    level_size_ratio: int = 10
 
     def validate(self) -> None:
-        """Memtable must hold at least one maximal entry."""
+        """Memtable must hold at least one maximal entry; level shape values must be usable by the engine."""
         if self.memtable_bytes < 64 * 1024:
             raise ValueError("memtable_bytes must be at least 65536")
+        for name in ("table_target_bytes", "l0_compaction_trigger_files", "level1_target_bytes"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+        if self.l0_compaction_trigger_files >= 12:  # the engine's l0_stall_files: the trigger must stay below it
+            raise ValueError("l0_compaction_trigger_files must be below 12")
+        if self.level_size_ratio < 2:
+            raise ValueError("level_size_ratio must be at least 2")
+
+    def engine_options(self) -> dict[str, int]:
+        """The keyword options for ``Engine.open`` (``KVStateMachine.open``) that this section sets."""
+        return {
+            "memtable_bytes": self.memtable_bytes,
+            "table_target_bytes": self.table_target_bytes,
+            "l0_compaction_trigger_files": self.l0_compaction_trigger_files,
+            "level1_target_bytes": self.level1_target_bytes,
+            "level_size_ratio": self.level_size_ratio,
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,20 @@ def test_a_valid_node_config_loads_into_typed_dataclasses(tmp_path: Path) -> Non
     assert cfg.storage.sync == "always"
 
 
+def test_storage_level_shape_reaches_the_engine_options(tmp_path: Path) -> None:
+    """[storage] engine knobs load, and engine_options() hands exactly them to Engine.open (defaults = engine's)."""
+    from kvstore.lsm.engine import EngineOptions
+
+    text = GOOD + "\n[storage]\nmemtable_bytes = 65536\nl0_compaction_trigger_files = 1\nlevel1_target_bytes = 1\n"
+    options = load_node_config(write(tmp_path, text)).storage.engine_options()
+    assert options["memtable_bytes"] == 65536
+    assert (options["l0_compaction_trigger_files"], options["level1_target_bytes"]) == (1, 1)
+    EngineOptions(**options).validate()
+    defaults = load_node_config(write(tmp_path, GOOD, "plain.toml")).storage.engine_options()
+    engine = EngineOptions()
+    assert defaults == {name: getattr(engine, name) for name in defaults}
+
+
 def test_relative_data_dir_is_resolved_against_the_config_file(tmp_path: Path) -> None:
     """A config works from any working directory."""
     cfg = load_node_config(write(tmp_path, GOOD))
@@ -59,6 +73,9 @@ def test_relative_data_dir_is_resolved_against_the_config_file(tmp_path: Path) -
         (GOOD.replace("127.0.0.1:7001", "127.0.0.1:99999"), "out of range"),
         (GOOD.replace("tick_ms = 20", "tick_ms = 0"), "tick_ms must be positive"),
         (GOOD + '\n[storage]\nsync = "sometimes"\n', "storage.sync must be one of"),
+        (GOOD + "\n[storage]\nlevel_size_ratio = 1\n", "level_size_ratio must be at least 2"),
+        (GOOD + "\n[storage]\nl0_compaction_trigger_files = 12\n", "l0_compaction_trigger_files must be below"),
+        (GOOD + "\n[storage]\nlevel1_target_bytes = 0\n", "level1_target_bytes must be positive"),
         (GOOD.replace('id = "n2"', 'id = "n1"'), "must all be different"),
         ("[node\n", "not valid TOML"),
         (GOOD.replace("[[peers]]", "peers = 3\n[[peerz]]"), "unknown field"),
