@@ -1,0 +1,102 @@
+"""Server CPU per operation, node by node: a quick check while tuning the replicated node.
+
+Usage::
+
+    .venv/bin/python bench/_node_cpu.py                       # put x1, put x64, get x64; 5 s each
+    .venv/bin/python bench/_node_cpu.py --workloads put64 --seconds 8 --py-spy /tmp/prof
+
+Starts the same 3-node cluster as ``node_bench.py`` (default config, fsync
+on), drives it with the same load generator, and prints for each workload the
+CPU milliseconds per operation of the leader and of each follower (from
+/proc), which on a shared machine is a steadier measure than ops/s. With
+``--py-spy DIR`` every node is recorded (``--gil``, raw collapsed stacks,
+100 samples/s) for ``bench/_node_profile.py`` or any stack reader.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import node_bench as nb  # noqa: E402
+
+NAMES = {"put1": nb.Workload("put", 1), "put16": nb.Workload("put", 16), "put64": nb.Workload("put", 64),
+         "get64": nb.Workload("get", 64)}  # fmt: skip
+
+
+async def _drive(system: nb.KvstoreSystem, args: argparse.Namespace) -> None:
+    rng = random.Random(args.seed)
+    value = rng.randbytes(nb.VALUE_BYTES)
+    keys = nb.KeySource(rng)
+    driver = system.driver()
+    pids = system.server_pids()
+    leader = system.leader_pid()
+    order = sorted(pids, key=lambda p: p != leader)
+    opts = argparse.Namespace(warmup=args.warmup, duration=args.seconds, max_ops=10**7)
+    try:
+        for name in args.workloads.split(","):
+            workload = NAMES[name]
+            if workload.op == "get" and not keys.written:
+                await driver.put(keys.put_key(0, 0), value)
+                keys.remember(keys.put_key(0, 0))
+            spies = _spy(order, name, args)
+            before = [nb.cpu_seconds([p]) for p in order]
+            ops, errs, _, lat, secs, ccpu, _ = await nb.run_phase(driver, workload, keys, value, args=opts, pids=pids)
+            after = [nb.cpu_seconds([p]) for p in order]
+            for s in spies:
+                s.wait()
+            per = [(a - b) * 1000 / max(ops, 1) for a, b in zip(after, before, strict=True)]
+            lat.sort()
+            p50 = lat[len(lat) // 2] * 1000 if lat else 0.0
+            print(
+                f"{name:6} {ops / secs:7.0f} ops/s  p50 {p50:6.2f} ms  errors {errs}  CPU ms/op: "
+                f"servers {sum(per):.3f} = leader {per[0]:.3f} + followers "
+                + " + ".join(f"{x:.3f}" for x in per[1:])
+                + f"  (load gen {ccpu * 1000 / max(ops, 1):.3f})",
+                flush=True,
+            )
+    finally:
+        await driver.close()
+
+
+def _spy(pids: list[int], name: str, args: argparse.Namespace) -> list[subprocess.Popen[bytes]]:
+    if not args.py_spy:
+        return []
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    out = Path(args.py_spy)
+    out.mkdir(parents=True, exist_ok=True)
+    procs = []
+    for i, pid in enumerate(pids):
+        role = "leader" if i == 0 else f"follower{i}"
+        cmd = [spy, "record", "--pid", str(pid), "--duration", str(int(args.warmup + args.seconds)), "--rate", "100",
+               "--format", "raw", "--nonblocking", "--gil", "--output", str(out / f"{name}-{role}.txt")]  # fmt: skip
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    return procs
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--workloads", default="put1,put64,get64", help="comma-separated: " + ",".join(NAMES))
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--warmup", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--py-spy", metavar="DIR", default=None)
+    args = p.parse_args()
+    system = nb.KvstoreSystem(nb.Processes(), Path(nb.tempfile.gettempdir()))
+    try:
+        system.start()
+        asyncio.run(_drive(system, args))
+    finally:
+        system.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
