@@ -24,9 +24,10 @@ says "maybe", one index bisect, at most one block read, and one bisect in the bl
 from __future__ import annotations
 
 import struct
+import sys
 import zlib
-from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate, pairwise
 from operator import add
@@ -55,6 +56,7 @@ FORMAT_VERSION = 1
 HANDLE = struct.Struct("<QI")  # block offset u64, block size u32 (contents + trailer)
 _U32 = struct.Struct("<I")
 ENTRY_OVERHEAD_BYTES = 9  # two u32 offsets and a kind byte per entry
+_NATIVE_U32 = sys.byteorder == "little" and struct.calcsize("I") == 4  # memoryview.cast("I") reads <I
 WRITE_BUFFER_BYTES = 256 * 1024  # the builder hands blocks to the file in chunks of this size
 
 
@@ -87,26 +89,50 @@ def seal_block(contents: bytes) -> bytes:
 
 
 class Block:
-    """A verified block: raw contents plus its offset arrays; the key list is decoded lazily.
+    """A verified block: its raw contents plus the ``key_end``/``value_end`` arrays, read in place.
 
-    A point read of a block just read from disk binary-searches the raw contents through
-    ``key_bounds`` (about log2(n) slices) instead of decoding every key; once the block is
-    used again (it came from the cache) or scanned, :attr:`keys` decodes the whole list once
-    and later searches are a C ``bisect``.
+    ``ends`` is a sequence of ``2n`` ints (``key_end[0..n-1]`` then ``value_end[0..n-1]``); when
+    :func:`decode_block` builds a block, it is a ``memoryview`` cast over the block's own bytes,
+    so nothing is unpacked until it is used. Entry ``i`` has key ``contents[ends[i-1]:ends[i]]``
+    (``0`` for the start of key 0) and value ``contents[ends[n+i-1]:ends[n+i]]`` (the value of
+    entry 0 starts where the last key ends). A point read of a block just read from disk
+    searches the raw bytes (:meth:`find`) instead of decoding every key; once the block is used
+    again (it came from the cache) or scanned, :attr:`keys` decodes the whole list once and
+    later searches are a C ``bisect``.
 
-    Invariants: ``len(key_bounds) == len(value_bounds) == len(kinds) + 1``; keys strictly increase.
+    Invariants: ``len(ends) == 2 * len(kinds)``; ends increase; keys strictly increase.
     """
 
-    __slots__ = ("_keys", "contents", "key_bounds", "kinds", "value_bounds")
+    __slots__ = ("_ends", "_keys", "contents", "kinds")
 
     def __init__(
         self, contents: bytes, key_bounds: tuple[int, ...], value_bounds: tuple[int, ...], kinds: bytes
     ) -> None:
         self.contents = contents
-        self.key_bounds = key_bounds
-        self.value_bounds = value_bounds
+        self._ends: Sequence[int] = (*key_bounds[1:], *value_bounds[1:])
         self.kinds = kinds
         self._keys: list[bytes] | None = None
+
+    @classmethod
+    def from_ends(cls, contents: bytes, ends: Sequence[int], kinds: bytes) -> Block:
+        """A block over ``contents`` whose ``2n`` end offsets are ``ends`` (no copy, no decoding)."""
+        blk = cls.__new__(cls)
+        blk.contents = contents
+        blk._ends = ends
+        blk.kinds = kinds
+        blk._keys = None
+        return blk
+
+    @property
+    def key_bounds(self) -> tuple[int, ...]:
+        """``(0, key_end[0], …, key_end[n-1])``: key ``i`` is ``contents[kb[i]:kb[i+1]]``."""
+        return (0, *self._ends[: len(self.kinds)])
+
+    @property
+    def value_bounds(self) -> tuple[int, ...]:
+        """``(key_end[n-1], value_end[0], …)``: value ``i`` is ``contents[vb[i]:vb[i+1]]``."""
+        n = len(self.kinds)
+        return tuple(self._ends[n - 1 :]) if n else (0,)
 
     @property
     def keys(self) -> list[bytes]:
@@ -120,8 +146,13 @@ class Block:
     def find(self, key: bytes) -> int:
         """Index of ``key`` in the block, or -1.
 
-        Complexity: O(log n) — a bisect of the decoded keys, or of the raw bytes if the keys
-        were never decoded.
+        With decoded keys: a C ``bisect``. Otherwise the key's bytes are searched in the key
+        area with ``bytes.find`` (C) and a match counts only if it starts exactly at a key
+        boundary and ends at the next one (found by a ``bisect`` of the key ends); a match
+        that straddles keys is skipped. After a few such false matches (keys sharing long
+        runs of bytes) it falls back to a binary search over the raw keys.
+
+        Complexity: O(log n) comparisons plus one C scan of the key area.
         """
         # BEGIN SOLUTION lsm-sstable
         keys = self._keys
@@ -129,23 +160,37 @@ class Block:
         if keys is not None:
             i = bisect_left(keys, key)
             return i if i < n and keys[i] == key else -1
+        if not n:
+            return -1
         c = self.contents
-        kb = self.key_bounds
-        lo, hi = 0, n
+        e = self._ends
+        area = e[n - 1]  # the keys occupy contents[0:area]
+        p = c.find(key, 0, area)
+        for _ in range(4):
+            if p < 0:
+                return -1
+            i = bisect_right(e, p, 0, n)  # the key that holds byte p
+            if (e[i - 1] if i else 0) == p and e[i] - p == len(key):
+                return i
+            p = c.find(key, p + 1, area)
+        lo, hi = 0, n  # many false matches: plain binary search
         while lo < hi:
             mid = (lo + hi) >> 1
-            if c[kb[mid] : kb[mid + 1]] < key:
+            if c[(e[mid - 1] if mid else 0) : e[mid]] < key:
                 lo = mid + 1
             else:
                 hi = mid
-        return lo if lo < n and c[kb[lo] : kb[lo + 1]] == key else -1
+        return lo if lo < n and c[(e[lo - 1] if lo else 0) : e[lo]] == key else -1
         # END SOLUTION
 
     def value_at(self, i: int) -> bytes | None:
         """The value of entry ``i``, or None for a tombstone."""
-        if not self.kinds[i]:
+        kinds = self.kinds
+        if not kinds[i]:
             return None
-        return self.contents[self.value_bounds[i] : self.value_bounds[i + 1]]
+        e = self._ends
+        n = len(kinds)
+        return self.contents[e[n + i - 1] : e[n + i]]
 
     def values(self, lo: int, hi: int) -> list[bytes | None]:
         """Values of entries ``lo..hi-1`` (tombstones as None)."""
@@ -162,8 +207,21 @@ class Block:
     def check_invariants(self) -> None:
         """Shape and order (O(n))."""
         k = self.keys
-        invariant(len(k) == len(self.kinds) == len(self.value_bounds) - 1, "block columns have one length")
+        e = self._ends
+        invariant(len(k) == len(self.kinds) and len(e) == 2 * len(k), "block columns have one length")
+        invariant(all(a <= b for a, b in pairwise(e)), "block end offsets increase")
         invariant(all(a < b for a, b in pairwise(k)), "block keys strictly increase")
+
+
+def u32_array(raw: bytes, offset: int, count: int) -> Sequence[int]:
+    """The ``count`` little-endian u32 values at ``offset`` of ``raw``, as an indexable sequence.
+
+    On little-endian machines this is a ``memoryview`` cast over ``raw`` (no copy, no unpacking);
+    elsewhere a tuple from ``struct``.
+    """
+    if _NATIVE_U32:
+        return memoryview(raw)[offset : offset + 4 * count].cast("I")
+    return struct.unpack_from(f"<{count}I", raw, offset)
 
 
 def check_trailer(raw: bytes, path: str, offset: int) -> None:
@@ -210,13 +268,11 @@ def decode_block(raw: bytes, path: str, offset: int) -> Block:
     table_at = size - 4 - 9 * n
     if table_at < 0:
         raise CorruptionError(path, offset, "block entry count does not fit")
-    ends = struct.unpack_from(f"<{2 * n}I", raw, table_at)
-    key_bounds = (0, *ends[:n])
-    value_bounds = (key_bounds[-1], *ends[n:])
-    if value_bounds[-1] != table_at or value_bounds[0] > table_at:
+    ends = u32_array(raw, table_at, 2 * n)
+    last_value_end, last_key_end = (ends[2 * n - 1], ends[n - 1]) if n else (0, 0)
+    if last_value_end != table_at or last_key_end > table_at:
         raise CorruptionError(path, offset, "block offsets do not match its size")
-    kinds = raw[size - 4 - n : size - 4]
-    return Block(raw, key_bounds, value_bounds, kinds)
+    return Block.from_ends(raw, ends, raw[size - 4 - n : size - 4])
     # END SOLUTION
 
 

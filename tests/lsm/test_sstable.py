@@ -40,6 +40,25 @@ def test_block_round_trip_with_tombstones() -> None:
     assert blk.keys == keys and blk.values(0, 3) == values and blk.value_at(1) is None
 
 
+ab_keys = st.text(alphabet="ab", min_size=1, max_size=4).map(str.encode)  # keys that overlap a lot
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sets(ab_keys, min_size=1, max_size=30), st.lists(ab_keys, max_size=10))
+def test_block_find_in_raw_bytes_ignores_matches_that_straddle_keys(keys: set[bytes], probes: list[bytes]) -> None:
+    """Searching an undecoded block finds each key at its index and nothing else, even when keys of
+    a two-letter alphabet make a probe occur across key boundaries (and force the binary-search fallback)."""
+    ordered = sorted(keys)
+    raw_blk = decode_block(seal_block(encode_block(ordered, [b"v" + k for k in ordered])), "t", 0)
+    for i, k in enumerate(ordered):
+        fresh = decode_block(seal_block(encode_block(ordered, [b"v" + k for k in ordered])), "t", 0)
+        assert fresh.find(k) == i and fresh.value_at(i) == b"v" + k
+    for p in probes:
+        expect = ordered.index(p) if p in keys else -1
+        assert raw_blk.find(p) == expect
+    assert raw_blk.keys == ordered and [raw_blk.find(k) for k in ordered] == list(range(len(ordered)))
+
+
 def test_table_point_lookups_and_misses(sim_fs: SimFileSystem, seed: int) -> None:
     """Every key is found with its value or tombstone; absent keys are MISSING."""
     rng = random.Random(seed)
