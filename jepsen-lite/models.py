@@ -102,13 +102,14 @@ class RegisterModel:
 
     - read: legal iff the observed value equals the state.
     - write v: always legal; the state becomes v.
+    - delete: always legal; the state becomes absent (a blind write of ``None``).
     - cas [e, n]: if it completed ``ok`` with output ``False`` it was *refused*:
       legal iff the state is not e, and nothing changes. Otherwise (it swapped,
       or its outcome is unknown): legal iff the state is e; the state becomes n.
     """
 
     name = "register"
-    _OPCODES: Final = {"read": READ, "write": WRITE, "cas": CAS}
+    _OPCODES: Final = {"read": READ, "write": WRITE, "delete": WRITE, "cas": CAS}
 
     def init(self) -> State:
         return None
@@ -125,7 +126,7 @@ class RegisterModel:
             if not (isinstance(op.value, (list, tuple)) and len(op.value) == 2):
                 raise HistoryError(f"cas needs [expected, new], got {op.value!r} (operation {op.id})")
             return (CAS, (freeze(op.value[0]), freeze(op.value[1])), output is False)
-        return (code, freeze(op.value), output)
+        return (code, None if op.f == "delete" else freeze(op.value), output)
 
     def step(self, state: State, op: Prepared) -> tuple[bool, State]:
         code, arg, out = op

@@ -23,6 +23,13 @@ it saw.
   value; so a store that applies a retried cas twice, or refuses a cas it did
   apply, shows ``e`` twice in the final read, and a store that loses an
   acknowledged cas misses it. Checked by :mod:`jepsen_lite.sets`.
+- **delete**: each client writes fresh keys ``d<client>.<i>`` (values padded to
+  VALUE_PAD_BYTES, so the nodes' memtables fill and flush often), deletes each key
+  DELETE_LAG of its writes later, and reads back recently deleted keys. Model:
+  the register's, where ``delete`` makes a key absent. With a small ``[storage]``
+  level shape a key's value has sunk to a deep LSM level before its tombstone is
+  written, so a compaction that drops the tombstone too early brings the deleted
+  value back: a read (or the final read, or the replicas' dumps) shows it.
 - **mixed**: both at once, on keys ``r0..`` and ``s0..`` of the same shard, so the
   register's blind writes and the sets' compare-and-sets share one Raft log (a
   replica that applies a wrong entry in place of a set's cas diverges for good).
@@ -47,9 +54,15 @@ from kvstore.client.cluster import ClusterMap
 from kvstore.errors import KVError
 
 STORE_PREFIX: Final = b"jl/"
-WORKLOADS: Final = ("register", "set", "mixed")
+WORKLOADS: Final = ("register", "set", "mixed", "delete")
 THINK_S: Final = 0.02  # mean pause between a client's operations: keeps the history checkable, the cluster busy
 ADD_ATTEMPTS: Final = 20  # read + cas rounds one add may take before it gives up (contention)
+# delete workload: a client deletes the key it wrote this many writes earlier. With ~12 clients and padded
+# values that is a few hundred KiB of writes in between, i.e. several 64 KiB memtable flushes: the value is in
+# an SSTable (and, with small level targets, compacted down) before its tombstone is written.
+DELETE_LAG: Final = 20
+VALUE_PAD_BYTES: Final = 512  # delete workload: bytes of padding after the value, so memtables fill quickly
+READ_BACK: Final = 20  # delete workload: reads pick among this many most recently deleted keys
 
 
 @dataclass
@@ -174,6 +187,52 @@ async def _cas(client: AsyncClient, skey: bytes, expected: int | None, new: int)
     return [expected, new] if result.swapped else False
 
 
+async def delete_client(state: WorkloadState, client: int, *, rng: random.Random) -> None:
+    """Write fresh keys, delete each DELETE_LAG writes later, read recently deleted keys, until stopped."""
+    lc = LogicalClient(state, rng=rng)
+    live: list[str] = []
+    deleted: list[str] = []
+    try:
+        while not state.stop.is_set():
+            key = f"d{client}.{len(live) + len(deleted)}"
+            v = state.fresh(key)
+            state.written.setdefault(key, []).append(v)
+            live.append(key)
+            await lc.call("write", key, v, partial(_write_padded, lc.client, store_key(key), v))
+            if len(live) > DELETE_LAG:
+                old = live.pop(0)
+                deleted.append(old)
+                await lc.call("delete", old, None, partial(_delete, lc.client, store_key(old)))
+            if deleted:
+                target = rng.choice(deleted[-READ_BACK:])
+                await lc.call("read", target, None, partial(_read_padded, lc.client, store_key(target)))
+            await lc.think()
+    finally:
+        await lc.close()
+
+
+async def _write_padded(client: AsyncClient, skey: bytes, v: int) -> object:
+    await client.put(skey, b"%d:" % v + b"." * VALUE_PAD_BYTES)
+    return v
+
+
+async def _delete(client: AsyncClient, skey: bytes) -> object:
+    await client.delete(skey)
+    return None
+
+
+async def _read_padded(client: AsyncClient, skey: bytes) -> object:
+    return decode_padded(await client.get(skey))
+
+
+def decode_padded(raw: bytes | None) -> object:
+    """A delete-workload value (``<int>:<padding>``) as its int; None when absent; the raw text if malformed."""
+    if raw is None:
+        return None
+    head = raw.split(b":", 1)[0].decode(errors="replace")
+    return int(head) if head.isdigit() else raw.decode(errors="replace")[:40]
+
+
 async def set_client(state: WorkloadState, key: str, *, rng: random.Random) -> None:
     """Add fresh elements to one set until the stop flag is set."""
     lc = LogicalClient(state, rng=rng)
@@ -222,6 +281,8 @@ async def final_reads(state: WorkloadState, keys: list[str], *, attempts: int = 
             for _ in range(attempts):
                 if key.startswith("s"):
                     kind, _ = await lc.call("read-set", key, None, partial(_read_set, lc.client, skey))
+                elif key.startswith("d"):
+                    kind, _ = await lc.call("read", key, None, partial(_read_padded, lc.client, skey))
                 else:
                     kind, _ = await lc.call("read", key, None, partial(_read, lc.client, skey))
                 if kind == "ok":
