@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import node_bench as nb  # noqa: E402
+import node_bench as nb
 
 NAMES = {"put1": nb.Workload("put", 1), "put16": nb.Workload("put", 16), "put64": nb.Workload("put", 64),
          "get64": nb.Workload("get", 64)}  # fmt: skip
@@ -77,6 +77,8 @@ def _spy(pids: list[int], name: str, args: argparse.Namespace) -> list[subproces
         role = "leader" if i == 0 else f"follower{i}"
         cmd = [spy, "record", "--pid", str(pid), "--duration", str(int(args.warmup + args.seconds)), "--rate", "100",
                "--format", "raw", "--nonblocking", "--gil", "--output", str(out / f"{name}-{role}.txt")]  # fmt: skip
+        if args.native:
+            cmd[cmd.index("--nonblocking")] = "--native"  # native unwinding needs the process stopped per sample
         procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     return procs
 
@@ -88,6 +90,7 @@ def main() -> int:
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--py-spy", metavar="DIR", default=None)
+    p.add_argument("--native", action="store_true", help="py-spy --native: C frames too (gRPC, uvloop)")
     args = p.parse_args()
     system = nb.KvstoreSystem(nb.Processes(), Path(nb.tempfile.gettempdir()))
     try:

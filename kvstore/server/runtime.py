@@ -397,10 +397,12 @@ class RaftNode:
                 self.transport.send(m)
         durable = self._durable_hard_state
         syncing: asyncio.Future[HardState] | None = None
-        if needs_fsync(rd, durable):
+        if early and needs_fsync(rd, durable):
             syncing = asyncio.get_running_loop().run_in_executor(None, persist_ready_lazily, storage, rd, durable)
-        elif rd.hard_state is not None:
-            self._durable_hard_state = persist_ready_lazily(storage, rd, durable)  # a write, no fsync
+        elif rd.entries or rd.hard_state is not None:
+            # A follower has nothing to do while it fsyncs (it may not answer before), so it
+            # fsyncs on the loop: a thread hand-off would only add latency to every append.
+            self._durable_hard_state = persist_ready_lazily(storage, rd, durable)
         results = [sm.apply(e) for e in rd.committed_entries]
         self._answer(rd, results)
         if syncing is not None:
