@@ -45,7 +45,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Final
+from typing import Any, Final, TypeVar
 
 from jepsen_lite.history import HistoryRecorder
 
@@ -56,6 +56,7 @@ from kvstore.errors import KVError
 STORE_PREFIX: Final = b"jl/"
 WORKLOADS: Final = ("register", "set", "mixed", "delete")
 THINK_S: Final = 0.02  # mean pause between a client's operations: keeps the history checkable, the cluster busy
+T = TypeVar("T")
 ADD_ATTEMPTS: Final = 20  # read + cas rounds one add may take before it gives up (contention)
 # delete workload: a client deletes the key it wrote this many writes earlier. With ~12 clients and padded
 # values that is a few hundred KiB of writes in between, i.e. several 64 KiB memtable flushes: the value is in
@@ -112,6 +113,29 @@ def decode_elements(raw: bytes | None) -> list[object]:
     return [int(e) if e.isdigit() else e for e in raw.decode(errors="replace").split(",") if e]
 
 
+class _AnsweringClient(AsyncClient):
+    """An AsyncClient that remembers which address gave its last answer (the history's ``node`` field).
+
+    It hooks the client's one-request-to-one-node step (``_attempt``): the address of
+    the attempt that returned is the node that answered. A definite error answered by a
+    node also names it; a timeout names none.
+    """
+
+    last_address: str | None = None
+
+    async def _attempt(
+        self, address: str, send: Callable[[Any, float], Awaitable[T]], timeout: float, *, write: bool
+    ) -> T:
+        self.last_address = None
+        try:
+            resp = await super()._attempt(address, send, timeout, write=write)
+        except KVError as exc:
+            self.last_address = address if exc.definite else None
+            raise
+        self.last_address = address
+        return resp
+
+
 class LogicalClient:
     """One single-threaded client: records each call and renews its process id after ``info``."""
 
@@ -119,7 +143,13 @@ class LogicalClient:
         self.state = state
         self.rng = rng
         self.process = state.recorder.new_process()
-        self.client = AsyncClient(state.cluster, options=state.options, rng=random.Random(rng.getrandbits(64)))
+        self.client = _AnsweringClient(state.cluster, options=state.options, rng=random.Random(rng.getrandbits(64)))
+        self._node_of = {r.address: r.id for shard in state.cluster.shards for r in shard.replicas}
+
+    def answered_by(self) -> str | None:
+        """The id of the node that answered the last call (None: no node did, e.g. a timeout)."""
+        address = self.client.last_address
+        return None if address is None else self._node_of.get(address, address)
 
     async def call(
         self, f: str, key: str, value: object, action: Callable[[], Awaitable[object]]
@@ -127,16 +157,18 @@ class LogicalClient:
         """Record ``invoke``, run ``action``, record its outcome; return (type, observed value)."""
         rec = self.state.recorder
         rec.invoke(self.process, f, key, value)
+        self.client.last_address = None
         try:
             out = await action()
         except KVError as exc:
             kind = "fail" if exc.definite else "info"
-            rec.complete(self.process, kind, error=f"{type(exc).__name__}: {exc}"[:300])
+            node = self.answered_by() if exc.definite else None
+            rec.complete(self.process, kind, node=node, error=f"{type(exc).__name__}: {exc}"[:300])
         except Exception as exc:
             kind = "info"
             rec.complete(self.process, kind, error=f"{type(exc).__name__}: {exc}"[:300])
         else:
-            rec.complete(self.process, "ok", out)
+            rec.complete(self.process, "ok", out, node=self.answered_by())
             return "ok", out
         if kind == "info":
             self.process = rec.new_process()

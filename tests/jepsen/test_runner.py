@@ -168,11 +168,15 @@ def test_cli_run_with_partitions_and_kills_passes_and_writes_the_run_folder(
     history = load_jsonl(out / "history.jsonl")
     assert any(e.is_nemesis for e in history.events), "nemesis events are in the history"
     assert sum(op.status == "ok" for op in history.operations) > 50
+    answered = [e for e in history.events if e.type == "ok" and not e.is_nemesis]
+    assert answered and all(e.node in ("n1", "n2", "n3") for e in answered), "every ok names the node that answered"
     results = json.loads((out / "results.json").read_text())
     faults = results["faults"]
     took_effect = faults.get("partition", {}).get("effect", 0) + faults.get("kill", {}).get("effect", 0)
     assert took_effect > 0, f"no fault took effect: {faults}"
     assert results["run"]["verdict"] == PASS and results["replicas"]["verdict"] == "agree"
+    assert results["logs"]["verdict"] == "agree" and results["logs"]["compared"] > 0, results["logs"]
+    assert results["elections"]["verdict"] == "safe", results["elections"]
     assert _node_pids(work) == [], "every node process is gone"
 
 
