@@ -173,14 +173,21 @@ def bench(ops: int, keys: int, seeds: int, update_doc: Path | None) -> int:
     return EXIT_OK if all(row.correct for row in rows) else EXIT_NOT_LINEARIZABLE
 
 
+def _section(name: str, settings: str) -> str:
+    """``a = 1; b = 2`` as a TOML section ``[name]`` (empty text when there are no settings)."""
+    lines = [part.strip() for part in settings.split(";") if part.strip()]
+    return f"\n[{name}]\n" + "".join(f"{line}\n" for line in lines) if lines else ""
+
+
 @cli.command("run")
 @click.option("--nemesis", default="partition,kill", show_default=True,
               help="comma-separated fault kinds (partition, partition-<shape>, kill, pause, power-loss, "
-                   "power-loss-all, bitflip), or 'none'")
+                   "power-loss-all, bitflip, clock-skew, kill-voter, deposed-leader), or 'none'")
 @click.option("--time", "time_s", type=click.FloatRange(min=1.0), default=60.0, show_default=True,
               help="seconds of clients and faults")
 @click.option("--seed", type=int, default=7, show_default=True)
-@click.option("--workload", type=click.Choice(["register", "set", "mixed"]), default="register", show_default=True)
+@click.option("--workload", type=click.Choice(["register", "set", "mixed", "delete"]), default="register",
+              show_default=True)
 @click.option("--nodes", type=click.IntRange(min=1, max=9), default=3, show_default=True)
 @click.option("--keys", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--clients-per-key", type=click.IntRange(min=1), default=4, show_default=True)
@@ -191,6 +198,12 @@ def bench(ops: int, keys: int, seeds: int, update_doc: Path | None) -> int:
 @click.option(
     "--raft", "raft_toml", default="", help="extra [raft] settings, ';' between them (e.g. 'check_quorum = false')"
 )
+@click.option(
+    "--storage", "storage_toml", default="",
+    help="node [storage] settings, ';' between them (e.g. 'memtable_bytes = 65536; level1_target_bytes = 1')",
+)
+@click.option("--snapshot-threshold", "snapshot_threshold_entries", type=click.IntRange(min=1), default=1000,
+              show_default=True, help="Raft snapshot threshold in entries (large: the final log check sees more)")
 @click.option("--work-dir", type=click.Path(path_type=Path), help="the cluster's folder (default: a temporary one)")
 @click.option("--keep-cluster", is_flag=True, help="keep the cluster's data folder after the run")
 def run_command(
@@ -206,6 +219,8 @@ def run_command(
     out: Path | None,
     planted_bug: str | None,
     raft_toml: str,
+    storage_toml: str,
+    snapshot_threshold_entries: int,
     work_dir: Path | None,
     keep_cluster: bool,
 ) -> int:
@@ -224,6 +239,7 @@ def run_command(
             nemesis=kinds, time_s=time_s, seed=seed, workload=workload, nodes=nodes, keys=keys,
             clients_per_key=clients_per_key, fault_s=fault_s, heal_s=heal_s, out=out, planted_bug=planted_bug,
             raft_toml="".join(f"{part.strip()}\n" for part in raft_toml.split(";") if part.strip()),
+            extra_config=_section("storage", storage_toml), snapshot_threshold_entries=snapshot_threshold_entries,
             work_dir=work_dir, keep_cluster=keep_cluster,
         )
         result = run_test(options, echo=click.echo)

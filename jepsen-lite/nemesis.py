@@ -34,7 +34,18 @@ Kinds (``--nemesis`` names):
   the node exit at start-up with ``corruption in .../000003.sst at offset 0:
   block checksum mismatch``.
 
-Clock skew (per-node tick rate) is not offered: the node has no tick-rate seam yet.
+- ``kill-voter`` (3 nodes, run with ``check_quorum = false``): kill the leader, let
+  one candidate win the next term with delayed messages, SIGKILL the voter between
+  its vote and the winner's first append, cut the winner off, and restart the old
+  leader so it asks the restarted voter for a vote in that same term
+  (:meth:`Nemesis._start_kill_voter`). Effect: voters killed right after voting.
+  A node that forgets its vote elects a second leader of the term.
+- ``deposed-leader`` (run with ``check_quorum = false``): cut the leader off so it
+  piles up entries it cannot commit, let the majority elect and commit, then kill
+  the new leader and reconnect the old one at once, so the next leader is elected
+  with the stale log connected (:meth:`Nemesis._start_deposed_leader`). Effect:
+  leaders elected with the deposed leader connected. A follower that skips the
+  previous-entry term check keeps its stale entries.
 
 Every blocking cluster call runs in a worker thread, so clients keep running
 while a node restarts. :meth:`Nemesis.heal_all` undoes whatever is active and is
@@ -348,8 +359,8 @@ class Nemesis:
         VOTE_DELAY_MS; the voter V gets a slow clock, so C alone campaigns and wins
         T + 1 with V's vote, and C's first append reaches V only VOTE_DELAY_MS later.
         The nemesis polls until C leads T + 1 and SIGKILLs V at once. Then C is cut off
-        from both, L restarts (term T, a log at least as long as V's) with a fast clock,
-        and V restarts with a slow one: L campaigns for T + 1 and asks V. A node that
+        from both, V restarts with a slow clock and then L (term T, a log at least as
+        long as V's) with a fast one: L campaigns for T + 1 and asks V. A node that
         persisted its vote refuses (it voted for C in T + 1); one that forgot it votes
         again, and T + 1 has two leaders (the election-safety check reads it in the
         traces). Healed like a partition. Effect: voters killed after granting their
@@ -383,15 +394,34 @@ class Nemesis:
             await asyncio.to_thread(self.cluster.kill, voter)
         await self._inject(candidate, {old, voter})
         vote = voted_after(self.cluster.node(voter).folder / "data" / "trace.jsonl", above_term=term)
-        outcome = await self._restart([old])
-        await self._inject(old, {candidate}, tick_scale=CANDIDATE_TICK_SCALE / VOTER_TICK_SCALE)
-        outcome.update(await self._restart([voter]))
+        # The voter first: the old leader then starts with fresh connections and reaches it at once (a node
+        # that started while its peer was down waits out gRPC's reconnect back-off before it can reach it).
+        outcome = await self._restart([voter])
         await self._inject(voter, {candidate}, tick_scale=VOTER_TICK_SCALE)
+        outcome.update(await self._restart([old]))
+        await self._inject(old, {candidate}, tick_scale=CANDIDATE_TICK_SCALE / VOTER_TICK_SCALE)
+        ending = await self._wait_second_election(old, voter, term=term + 1)
         note = (f"{voter} voted for {vote} in term {term + 1} and was killed; {candidate} cut off; "
-                f"{old} asks {voter} again; {outcome}")
+                f"{old} asks {voter} again; {outcome}; {ending}")
         self._count("kill-voter", started=1, effect=int(vote == candidate), unit=unit, note=note)
         self.recorder.nemesis(name, "info", {"voter": voter, "vote": vote, "candidate": candidate})
         self.log(f"started {name}: {note}")
+
+    async def _wait_second_election(self, old: str, voter: str, *, term: int) -> str:
+        """Hold the kill-voter story until it ends: ``old`` leads, or a term above ``term`` starts, or time runs out.
+
+        The story must not be cut short by the schedule's heal (restarts on a slow machine can
+        take most of the fault interval); this is what the nemesis waits for before returning.
+        """
+        deadline = time.monotonic() + ELECTION_WAIT_S
+        while time.monotonic() < deadline:
+            statuses = await self._statuses([old, voter])
+            if (st := statuses.get(old)) is not None and st.role == "leader":
+                return f"{old} leads term {st.term}"
+            if any(st.term > term for st in statuses.values()):
+                return f"a term above {term} started"
+            await asyncio.sleep(0.05)
+        return f"no new leader within {ELECTION_WAIT_S:g} s"
 
     async def _start_deposed_leader(self) -> None:
         """Cut the leader off, let a new leader commit, then kill that one and reconnect the old one at once.
