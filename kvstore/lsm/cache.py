@@ -2,7 +2,11 @@
 
 Entries are charged by their size in bytes (the block's encoded size plus a fixed overhead
 for the decoded key list); inserting past ``capacity_bytes`` evicts the least recently used
-blocks. Thread-safe: one lock around an ``OrderedDict`` (every operation is O(1)).
+blocks. Thread-safe: inserts and evictions hold one lock around an ``OrderedDict``; a lookup
+takes no lock (each ``OrderedDict`` method is one atomic step under the interpreter lock, and
+an entry evicted between the lookup and its move to the front is simply not moved). Every
+operation is O(1). The hit and miss counters are statistics: increments racing between
+reader threads may be lost.
 """
 
 from __future__ import annotations
@@ -35,14 +39,16 @@ class BlockCache(Generic[V]):
 
     def get(self, key: tuple[int, int]) -> V | None:
         """The cached value (marking it most recently used), or None."""
-        with self._lock:
-            entry = self._map.get(key)
-            if entry is None:
-                self.misses += 1
-                return None
+        entry = self._map.get(key)
+        if entry is None:
+            self.misses += 1
+            return None
+        try:  # not contextlib.suppress: this is the hot path of every cached read
             self._map.move_to_end(key)
-            self.hits += 1
+        except KeyError:  # evicted by another thread just now
             return entry[0]
+        self.hits += 1
+        return entry[0]
 
     def put(self, key: tuple[int, int], value: V, charge_bytes: int) -> None:
         """Insert ``value`` charged ``charge_bytes``; evict LRU entries to stay within capacity."""

@@ -52,7 +52,6 @@ import posixpath
 import struct
 import threading
 import time
-import zlib
 from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
@@ -64,6 +63,7 @@ from kvstore import limits
 from kvstore.errors import ClosedError, CorruptionError, InvalidArgument, KVError, StorageError
 from kvstore.fs import FileSystem, OSFileSystem, WritableFile
 from kvstore.invariants import invariant
+from kvstore.lsm.bloom import key_hash, may_contain
 from kvstore.lsm.cache import BlockCache
 from kvstore.lsm.compaction import (
     Compaction,
@@ -492,32 +492,35 @@ class Engine:
         if st is None:
             raise ClosedError("the engine is closed")
         v = st.mem.get(key)
-        if v is MISSING:
-            for imm in st.imms:
-                v = imm.get(key)
-                if v is not MISSING:
-                    return v
-            return self._get_from_tables(st, key)
-        return v
-
-    def _get_from_tables(self, st: _ReadState, key: bytes) -> bytes | None:
+        if v is not MISSING:
+            return v
+        for imm in st.imms:
+            v = imm.get(key)
+            if v is not MISSING:
+                return v
+        # The tables, inlined (this is the hot path of a read): L0 newest first, then one table
+        # per deeper level found by bisecting the level's largest keys. Bloom filter first.
         self._gets += 1
-        h = zlib.crc32(key)
+        h = key_hash(key)
         for reader in st.l0:
-            if reader.may_contain(h):
+            if may_contain(reader.filter_bytes, h):
                 self._tables_searched += 1
                 v = reader.lookup(key)
                 if v is not MISSING:
                     return v
+            else:
+                reader.bloom_negatives += 1
         for largest, readers in st.levels:
             i = bisect_left(largest, key)
             if i < len(largest):
                 reader = readers[i]
-                if reader.may_contain(h):
+                if may_contain(reader.filter_bytes, h):
                     self._tables_searched += 1
                     v = reader.lookup(key)
                     if v is not MISSING:
                         return v
+                else:
+                    reader.bloom_negatives += 1
         return None
 
     def scan(

@@ -260,19 +260,30 @@ def decode_block(raw: bytes, path: str, offset: int) -> Block:
             ``path`` and the block's ``offset``).
     """
     # BEGIN SOLUTION lsm-sstable
-    check_trailer(raw, path, offset)
     size = len(raw) - TRAILER_BYTES
     if size < 4:
-        raise CorruptionError(path, offset, "block too short for its entry count")
+        raise CorruptionError(path, offset, "block too short for its trailer and entry count")
+    if zlib.crc32(memoryview(raw)[: size + 1]) != _U32.unpack_from(raw, size + 1)[0]:  # a view: no copy
+        raise CorruptionError(path, offset, "block checksum mismatch")
+    if raw[size] != BLOCK_TYPE_PLAIN:
+        raise CorruptionError(path, offset, f"unknown block type {raw[size]}")
     (n,) = _U32.unpack_from(raw, size - 4)
     table_at = size - 4 - 9 * n
     if table_at < 0:
         raise CorruptionError(path, offset, "block entry count does not fit")
-    ends = u32_array(raw, table_at, 2 * n)
+    if _NATIVE_U32:
+        ends: Sequence[int] = memoryview(raw)[table_at : table_at + 8 * n].cast("I")
+    else:
+        ends = u32_array(raw, table_at, 2 * n)
     last_value_end, last_key_end = (ends[2 * n - 1], ends[n - 1]) if n else (0, 0)
     if last_value_end != table_at or last_key_end > table_at:
         raise CorruptionError(path, offset, "block offsets do not match its size")
-    return Block.from_ends(raw, ends, raw[size - 4 - n : size - 4])
+    blk = Block.__new__(Block)  # Block.from_ends, inlined: this runs once per block read
+    blk.contents = raw
+    blk._ends = ends
+    blk.kinds = raw[size - 4 - n : size - 4]
+    blk._keys = None
+    return blk
     # END SOLUTION
 
 
@@ -422,6 +433,7 @@ class TableReader:
         raw_filter = self._file.read_at(filter_off, filter_size)
         self._filter = unseal_block(raw_filter, path, filter_off)
         check_filter(self._filter, path, filter_off)
+        self.filter_bytes = self._filter  # the encoded bloom filter, for callers that probe it themselves
         index = self._read_block(index_off, index_size)
         self.index_keys = index.keys
         try:
@@ -446,16 +458,23 @@ class TableReader:
         return decode_block(raw, self.path, offset)
 
     def block(self, i: int, *, fill_cache: bool = True) -> Block:
-        """Data block ``i`` (from the cache or the file)."""
+        """Data block ``i`` (from the cache or the file).
+
+        A block found in the cache has its keys decoded (a block used twice is worth decoding
+        once); a block read from the file is only verified, and cached when ``fill_cache``.
+        """
         key = (self.number, i)
         blk = self._cache.get(key)
         if blk is None:
             off, size = self._handles[i]
-            blk = self._read_block(off, size)
+            raw = self._file.read_at(off, size)
+            if len(raw) != size:
+                raise CorruptionError(self.path, off, "block runs past the end of the file")
+            blk = decode_block(raw, self.path, off)
             if fill_cache:
                 self._cache.put(key, blk, 2 * size + 48 * len(blk.kinds))  # contents + decoded keys
-        else:
-            blk.keys  # noqa: B018 - a block used twice is worth decoding once
+        elif blk._keys is None:
+            blk.keys  # noqa: B018 - decode once
         return blk
 
     @property
