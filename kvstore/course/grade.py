@@ -222,6 +222,7 @@ class _Runner:
     lab: Lab
     log: Path
     watchdog_grace_s: float = WATCHDOG_GRACE_S
+    fail_fast: bool = False  # stop at the first failing case (pytest -x); the rest count as not run
 
     def env(self, results: Path) -> dict[str, str]:
         return isolated_env(
@@ -244,6 +245,7 @@ class _Runner:
             "-p",
             "no:cacheprovider",
             "--hypothesis-seed=0",
+            "--tb=short",  # a long traceback reprs the failing frame's arguments: a huge history takes minutes
             "-q",
             "--rootdir",
             str(self.workspace),
@@ -283,14 +285,19 @@ class _Runner:
                 case.ran, case.passed, case.kind = True, False, "killed"
                 killed_after = self.lab.time_limit_s + self.watchdog_grace_s
                 case.output = f"time limit exceeded: the test hung and was killed after {killed_after:g} s"
-            if hung is None:
+            if hung is None or (self.fail_fast and any(c.ran and not c.passed for c in cases.values())):
                 pending = [n for n in pending if n not in started and n in cases and not cases[n].ran]
                 break
             pending = [n for n in pending if n not in started and not cases[n].ran]
+        stopped = self.fail_fast and any(c.ran and not c.passed for c in cases.values())
         for case in cases.values():
             if not case.ran and not case.output:
                 case.kind = "missing"
-                case.output = "did not run (the test module failed to import, or the run crashed):\n" + self._tail()
+                case.output = (
+                    "not run: grading stopped at the first failure (fail_fast)"
+                    if stopped
+                    else "did not run (the test module failed to import, or the run crashed):\n" + self._tail()
+                )
         return cases
 
     def _tail(self) -> str:
@@ -303,7 +310,7 @@ class _Runner:
         """Run ``nodeids``; return the node id the watchdog killed, or None."""
         with open(self.log, "w", encoding="utf-8") as out:
             proc = subprocess.Popen(
-                self.command(nodeids),
+                self.command(["-x", *nodeids] if self.fail_fast else nodeids),
                 cwd=self.workspace,
                 env=self.env(results),
                 stdout=out,
@@ -312,13 +319,26 @@ class _Runner:
             )
             current: tuple[str, float] | None = None
             offset = 0
+            progress_at = time.monotonic()  # when the results file last grew
+            limit_s = self.lab.time_limit_s + self.watchdog_grace_s
             while proc.poll() is None:
                 time.sleep(WATCHDOG_POLL_S)
-                offset, current = _latest_start(results, offset, current)
-                if current and time.monotonic() - current[1] > self.lab.time_limit_s + self.watchdog_grace_s:
+                new_offset, current = _latest_start(results, offset, current)
+                now = time.monotonic()
+                if new_offset != offset:
+                    offset, progress_at = new_offset, now
+                if current and now - current[1] > limit_s:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
                     return current[0]
+                if current is None and now - progress_at > limit_s:
+                    # Stuck outside any test: importing a test module, or at exit behind a thread that never
+                    # ends. Tests that finished keep their results; the others are reported as not run.
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+                    out.write(f"\n[kv-course] killed: no test started or finished for {limit_s:g} s "
+                              "(stuck collecting, or at exit waiting for a thread)\n")
+                    return None
         return None
 
 
@@ -395,6 +415,36 @@ def _items(lab: Lab, public: list[str], hidden: list[str], cases: dict[str, Case
     return items
 
 
+def run_limited(
+    tree: Path,
+    paths: list[str],
+    *,
+    time_limit_s: float,
+    memory_limit_mb: int = 1024,
+    watchdog_grace_s: float = WATCHDOG_GRACE_S,
+    work_dir: Path,
+) -> dict[str, CaseResult]:
+    """Collect and run the tests at ``paths`` inside ``tree`` under the grader's per-test limits.
+
+    The same machinery as :func:`grade` (one pytest process importing only ``tree``, the
+    plugin's alarm and memory cap, the watchdog that kills a test hanging where the alarm
+    cannot reach and reruns the rest), without a submission or scoring. Used to run a
+    starter kit's public tests with every step bounded in time: a test waiting forever on a
+    stub that raised in another thread fails with ``kind == "time"`` or ``"killed"``.
+
+    Returns:
+        node id -> its result, for every collected test.
+    Raises:
+        InvalidArgument: collection failed.
+    """
+    work_dir.mkdir(parents=True, exist_ok=True)
+    boot = write_bootstrap(tree, work_dir / "boot")
+    (boot / f"{PLUGIN_NAME}.py").write_text(PLUGIN_SOURCE.read_text(encoding="utf-8"), encoding="utf-8")
+    lab = Lab(id="(tests)", title="", files=(), time_limit_s=time_limit_s, memory_limit_mb=memory_limit_mb)
+    runner = _Runner(tree, boot, lab, work_dir / "pytest.log", watchdog_grace_s)
+    return runner.run(runner.collect(paths))
+
+
 def grade(
     reference: Path,
     submission: Path,
@@ -407,6 +457,7 @@ def grade(
     memory_limit_mb: int | None = None,
     watchdog_grace_s: float = WATCHDOG_GRACE_S,
     files: list[str] | None = None,
+    fail_fast: bool = False,
 ) -> GradeResult:
     """Grade one lab of a submission; see the module docstring.
 
@@ -421,6 +472,8 @@ def grade(
         time_limit_s, memory_limit_mb: override the catalog's per-test limits.
         watchdog_grace_s: how long past the time limit a hung test process is given before it is killed.
         files: the reference files to copy (relative paths), instead of ``git ls-files``.
+        fail_fast: stop at the first failing case (the rest score 0 as not run): enough to prove a score
+            below full marks cheaply (the broken-solutions bank check in CI).
 
     Raises:
         InvalidArgument: unknown lab, a lab with no tests, or collection failing in the reference.
@@ -440,7 +493,7 @@ def grade(
         workspace = build_workspace(reference, base, catalog, include_untracked=include_untracked, files=files)
         boot = write_bootstrap(workspace, base / "boot")
         (boot / f"{PLUGIN_NAME}.py").write_text(PLUGIN_SOURCE.read_text(encoding="utf-8"), encoding="utf-8")
-        runner = _Runner(workspace, boot, lab, base / "pytest.log", watchdog_grace_s)
+        runner = _Runner(workspace, boot, lab, base / "pytest.log", watchdog_grace_s, fail_fast)
         key = (str(reference.resolve()), lab.id, tuple(files) if files is not None else None)
         if key not in _COLLECTED:
             _COLLECTED[key] = (

@@ -69,6 +69,17 @@ def pytest_sessionstart(session: Any) -> None:
             reporter.write_line(line)
 
 
+def pytest_configure(config: Any) -> None:
+    """Short tracebacks unless you ask for another style (--tb=long).
+
+    A long traceback prints the arguments of the failing frame; when that frame is a stub
+    handed a large linked structure (the checker's history), computing their repr takes
+    longer than the test: a run over unwritten labs would seem to hang.
+    """
+    if getattr(config.option, "tbstyle", "auto") == "auto":
+        config.option.tbstyle = "short"
+
+
 def _banner() -> list[str]:
     return [
         "kvstore starter kit: labs left for you: " + (", ".join(STUBBED_LABS) or "none"),
