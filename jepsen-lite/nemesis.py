@@ -34,7 +34,7 @@ Kinds (``--nemesis`` names):
   the node exit at start-up with ``corruption in .../000003.sst at offset 0:
   block checksum mismatch``.
 
-- ``kill-voter`` (3 nodes, run with ``check_quorum = false``): kill the leader, let
+- ``kill-voter`` (3 nodes, run with ``check_quorum = false``): stop the leader, let
   one candidate win the next term with delayed messages, SIGKILL the voter between
   its vote and the winner's first append, cut the winner off, and restart the old
   leader so it asks the restarted voter for a vote in that same term
@@ -354,7 +354,8 @@ class Nemesis:
         """Kill a node between its vote and the new leader's first append, then let it meet another candidate.
 
         The story (3 nodes; run it with ``check_quorum = false``, so no leader lease
-        makes a voter ignore the candidate): SIGKILL the leader L of term T. Of the two
+        makes a voter ignore the candidate): stop the leader L of term T (gracefully, so
+        its log keeps every entry it sent and stays at least as up to date as V's). Of the two
         others, the candidate C gets a fast clock and every Raft message it sends waits
         VOTE_DELAY_MS; the voter V gets a slow clock, so C alone campaigns and wins
         T + 1 with V's vote, and C's first append reaches V only VOTE_DELAY_MS later.
@@ -381,8 +382,8 @@ class Nemesis:
         self.active = _Active("kill-voter", name, nodes)
         await self._inject(candidate, set(), delay_ms=VOTE_DELAY_MS, tick_scale=CANDIDATE_TICK_SCALE)
         await self._inject(voter, set(), tick_scale=VOTER_TICK_SCALE)
-        with contextlib.suppress(errors.KVError):
-            await asyncio.to_thread(self.cluster.kill, old)
+        with contextlib.suppress(errors.KVError):  # gracefully: a SIGKILL could cost it its unsynced last entries
+            await asyncio.to_thread(self.cluster.stop, old)
         won = await self._wait_leader([candidate, voter], above_term=term, timeout_s=ELECTION_WAIT_S,
                                       poll_s=VOTE_POLL_S)
         if won is None or won[1] != term + 1:
