@@ -403,7 +403,7 @@ class RaftNode:
             # A follower has nothing to do while it fsyncs (it may not answer before), so it
             # fsyncs on the loop: a thread hand-off would only add latency to every append.
             self._durable_hard_state = persist_ready_lazily(storage, rd, durable)
-        results = [sm.apply(e) for e in rd.committed_entries]
+        results = sm.apply_batch(rd.committed_entries)
         self._answer(rd, results)
         if syncing is not None:
             self._durable_hard_state = await syncing
@@ -435,7 +435,7 @@ class RaftNode:
                 raise errors.CorruptionError(
                     snapshot_dir, -1, f"snapshot says index {snap.meta.index} but its data is at {sm.applied_index}"
                 )
-            return [sm.apply(e) for e in rd.committed_entries]
+            return sm.apply_batch(rd.committed_entries)
 
         await loop.run_in_executor(None, persist)
         if not early:

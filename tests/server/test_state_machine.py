@@ -220,3 +220,49 @@ def test_an_interrupted_snapshot_install_is_finished_or_undone_at_open(tmp_path:
     assert restored.get(b"k") == b"new" and restored.applied_index == 2
     assert not Path(f"{engine}.old").exists()
     restored.close()
+
+
+_OPS = st.sampled_from(["put", "del", "cas"])
+_KEYS = st.sampled_from([b"a", b"b", b"c"])
+_VALUES = st.sampled_from([b"1", b"2", b"3"])
+_COMMANDS = st.lists(
+    st.tuples(_OPS, _KEYS, _VALUES, st.one_of(st.none(), _VALUES), st.integers(0, 3), st.integers(1, 6)),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(commands=_COMMANDS, cuts=st.lists(st.integers(1, 40), max_size=6))
+def test_apply_batch_gives_the_results_and_state_of_applying_one_by_one(
+    tmp_path_factory: pytest.TempPathFactory,
+    commands: list[tuple[str, bytes, bytes, bytes | None, int, int]],
+    cuts: list[int],
+) -> None:
+    """Runs applied with apply_batch (commands reading keys written earlier in the same run, retries
+    inside a run) answer and end exactly like the same entries applied one at a time, also after reopening."""
+    entries = [
+        Entry(1, i + 1, EntryType.NORMAL, encode_command(Command(op, key, value, expected, client_id=cid, seq=seq)))
+        for i, (op, key, value, expected, cid, seq) in enumerate(commands)
+    ]
+    one = open_sm(tmp_path_factory.mktemp("one"))
+    expected_results = [one.apply(e) for e in entries]
+    path = tmp_path_factory.mktemp("runs")
+    runs = open_sm(path)
+    results: list[object] = []
+    start = 0
+    for cut in [*sorted(set(cuts)), len(entries)]:
+        results += runs.apply_batch(entries[start:cut])
+        start = max(start, cut)
+    assert results == expected_results
+    assert runs.applied_index == one.applied_index == len(entries)
+    assert runs.scan(None, None, reverse=False, limit=100) == one.scan(None, None, reverse=False, limit=100)
+    runs.close()
+    reopened = open_sm(path)
+    assert reopened.applied_index == len(entries)
+    assert reopened.session_count() == one.session_count()
+    for *_, cid, seq in commands:
+        assert reopened.lookup_session(cid, seq) == one.lookup_session(cid, seq)
+    assert reopened.scan(None, None, reverse=False, limit=100) == one.scan(None, None, reverse=False, limit=100)
+    reopened.close()
+    one.close()
