@@ -73,7 +73,7 @@ from kvstore.lsm.compaction import (
     tombstone_dropper,
     write_merged,
 )
-from kvstore.lsm.iterators import Run, level_runs, memtable_runs, merge_runs, merge_runs_with_tombstones
+from kvstore.lsm.iterators import Run, coalesce_runs, level_runs, memtable_runs, merge_runs, merge_runs_with_tombstones
 from kvstore.lsm.manifest import NUM_LEVELS, FileMeta, ManifestWriter, Version, VersionEdit, recover
 from kvstore.lsm.memtable import MISSING, Memtable
 from kvstore.lsm.sstable import Block, TableBuilder, TableReader
@@ -548,8 +548,12 @@ class Engine:
             return iter(())
         sources: list[Iterator[Run]] = [memtable_runs(st.mem, start, end, reverse=reverse)]
         sources += [memtable_runs(m, start, end, reverse=reverse) for m in st.imms]
-        sources += [r.chunks(start, end, reverse=reverse) for r in st.l0]
-        sources += [level_runs(readers, start, end, reverse=reverse) for _, readers in st.levels if readers]
+        sources += [coalesce_runs(r.chunks(start, end, reverse=reverse), reverse=reverse) for r in st.l0]
+        sources += [
+            coalesce_runs(level_runs(readers, start, end, reverse=reverse), reverse=reverse)
+            for _, readers in st.levels
+            if readers
+        ]
         merged = merge_runs(sources, reverse=reverse)
         return merged if limit is None else islice(merged, limit)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Sequence
+from itertools import chain
 
 from kvstore.lsm.memtable import Memtable
 from kvstore.lsm.sstable import TableReader
@@ -30,6 +31,7 @@ from kvstore.lsm.sstable import TableReader
 Run = tuple[list[bytes], list[bytes | None]]
 
 MEMTABLE_RUN_KEYS = 256  # memtable keys per run: big enough to amortize, small enough for short scans
+COALESCED_RUN_ENTRIES = 2048  # table entries per merged run in scans (about 50 blocks of 4 KiB)
 
 
 def memtable_runs(mem: Memtable, start: bytes | None, end: bytes | None, *, reverse: bool = False) -> Iterator[Run]:
@@ -108,12 +110,61 @@ def merge_windows(sources: Sequence[Iterator[Run]], *, reverse: bool = False) ->
 
 
 def merge_runs(sources: Sequence[Iterator[Run]], *, reverse: bool = False) -> Iterator[tuple[bytes, bytes]]:
-    """Live ``(key, value)`` pairs of the merged sources in key order; tombstoned keys skipped."""
-    for window in merge_windows(sources, reverse=reverse):
-        for k in sorted(window, reverse=reverse):
-            v = window[k]
-            if v is not None:
-                yield k, v
+    """Live ``(key, value)`` pairs of the merged sources in key order; tombstoned keys skipped.
+
+    The result is a C iterator (a chain of one ``zip`` per window): no interpreted step per pair.
+    """
+    return chain.from_iterable(
+        map(_live_pairs_reversed if reverse else _live_pairs, merge_windows(sources, reverse=reverse))
+    )
+
+
+def _live_pairs(window: dict[bytes, bytes | None]) -> Iterator[tuple[bytes, bytes]]:
+    keys = sorted(window)
+    if None in window.values():
+        return ((k, v) for k in keys if (v := window[k]) is not None)
+    return zip(keys, map(window.__getitem__, keys), strict=True)  # type: ignore[arg-type]  # no None here
+
+
+def _live_pairs_reversed(window: dict[bytes, bytes | None]) -> Iterator[tuple[bytes, bytes]]:
+    keys = sorted(window, reverse=True)
+    if None in window.values():
+        return ((k, v) for k in keys if (v := window[k]) is not None)
+    return zip(keys, map(window.__getitem__, keys), strict=True)  # type: ignore[arg-type]  # no None here
+
+
+def coalesce_runs(
+    stream: Iterator[Run], *, reverse: bool = False, max_entries: int = COALESCED_RUN_ENTRIES
+) -> Iterator[Run]:
+    """The same entries as ``stream`` in fewer, longer runs (consecutive runs joined).
+
+    The first run passes through alone (a short scan decodes no more than it needs); after
+    that each output run gathers input runs until it holds ``max_entries`` or more, doubling
+    its goal each time from the first run's length. Longer runs mean fewer merge windows,
+    and each window costs a fixed number of interpreted steps. With ``reverse`` the input
+    runs come last first, so they are joined in the opposite order.
+    """
+    goal = 0
+    while True:
+        run = next(stream, None)
+        if run is None:
+            return
+        keys, values = run
+        goal = min(max_entries, max(2 * goal, len(keys)))
+        if len(keys) < goal:
+            keys = list(keys)
+            values = list(values)
+            while len(keys) < goal:
+                more = next(stream, None)
+                if more is None:
+                    break
+                if reverse:
+                    keys[:0] = more[0]
+                    values[:0] = more[1]
+                else:
+                    keys += more[0]
+                    values += more[1]
+        yield keys, values
 
 
 def merge_runs_with_tombstones(sources: Sequence[Iterator[Run]]) -> Iterator[Run]:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from kvstore.fs import SimFileSystem
 from kvstore.lsm.bloom import build_filter, key_hash, may_contain
 from kvstore.lsm.cache import BlockCache
-from kvstore.lsm.iterators import Run, merge_runs
+from kvstore.lsm.iterators import Run, coalesce_runs, merge_runs
 from kvstore.lsm.memtable import MISSING
 from kvstore.lsm.sstable import TableBuilder, TableReader, decode_block, encode_block, seal_block
 
@@ -143,3 +143,21 @@ def test_merge_runs_matches_newest_wins_model(
     expect = sorted(((k, v) for k, v in model.items() if v is not None), reverse=reverse)
     streams = [iter(_runs_of(entries, size, reverse)) for entries, size in sources]
     assert list(merge_runs(streams, reverse=reverse)) == expect
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(1, 9), max_size=12), st.integers(1, 20), st.booleans())
+def test_coalesce_runs_keeps_every_entry_in_order_in_fewer_runs(sizes: list[int], cap: int, reverse: bool) -> None:
+    """Joining consecutive runs keeps the entries and their order, in both directions, and never splits a run."""
+    keys = [i.to_bytes(2, "big") for i in range(sum(sizes))]
+    runs: list[Run] = []
+    at = 0
+    for n in sizes:
+        runs.append((keys[at : at + n], [b"v" + k for k in keys[at : at + n]]))
+        at += n
+    out = list(coalesce_runs(iter(runs[::-1] if reverse else runs), reverse=reverse, max_entries=cap))
+    flat = [k for ks, _ in (out[::-1] if reverse else out) for k in ks]
+    assert flat == keys and all(vs == [b"v" + k for k in ks] for ks, vs in out)
+    assert len(out) <= len(runs) and all(ks == sorted(ks) for ks, _ in out)
+    one_each: list[Run] = [([bytes([i])], [b""]) for i in range(10)]
+    assert [len(ks) for ks, _ in coalesce_runs(iter(one_each), max_entries=4)] == [1, 2, 4, 3]
