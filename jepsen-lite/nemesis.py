@@ -382,17 +382,23 @@ class Nemesis:
         self.active = _Active("kill-voter", name, nodes)
         await self._inject(candidate, set(), delay_ms=VOTE_DELAY_MS, tick_scale=CANDIDATE_TICK_SCALE)
         await self._inject(voter, set(), tick_scale=VOTER_TICK_SCALE)
-        with contextlib.suppress(errors.KVError):  # gracefully: a SIGKILL could cost it its unsynced last entries
-            await asyncio.to_thread(self.cluster.stop, old)
-        won = await self._wait_leader([candidate, voter], above_term=term, timeout_s=ELECTION_WAIT_S,
-                                      poll_s=VOTE_POLL_S)
+        # Stop it gracefully (a SIGKILL could cost it its unsynced last entries), in the background: draining
+        # its in-flight requests can take seconds, while the election and the kill below take milliseconds.
+        stopping = asyncio.create_task(asyncio.to_thread(self.cluster.stop, old))
+        try:
+            won = await self._wait_leader([candidate, voter], above_term=term, timeout_s=ELECTION_WAIT_S,
+                                          poll_s=VOTE_POLL_S)
+            if won is not None and won[1] == term + 1:
+                if won[0] != candidate:  # the slow one won after all: the roles swap (its append is not delayed)
+                    candidate, voter = voter, candidate
+                with contextlib.suppress(errors.KVError):
+                    await asyncio.to_thread(self.cluster.kill, voter)
+        finally:
+            with contextlib.suppress(errors.KVError):
+                await stopping
         if won is None or won[1] != term + 1:
             self._count("kill-voter", started=1, unit=unit, note=f"no leader of term {term + 1}: {won}")
             return
-        if won[0] != candidate:  # the slow one won after all: the roles swap (its append is not delayed)
-            candidate, voter = voter, candidate
-        with contextlib.suppress(errors.KVError):
-            await asyncio.to_thread(self.cluster.kill, voter)
         await self._inject(candidate, {old, voter})
         vote = voted_after(self.cluster.node(voter).folder / "data" / "trace.jsonl", above_term=term)
         # The voter first: the old leader then starts with fresh connections and reaches it at once (a node
