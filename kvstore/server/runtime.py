@@ -397,12 +397,15 @@ class RaftNode:
                 self.transport.send(m)
         durable = self._durable_hard_state
         syncing: asyncio.Future[HardState] | None = None
-        if early and needs_fsync(rd, durable):
+        if needs_fsync(rd, durable):
+            # In a worker thread, also on a follower: the event loop keeps reading the
+            # leader's next appends meanwhile, so the next cycle takes them all at once.
+            # (Measured at 64 clients, A/B interleaved: server CPU per put 0.84-0.94 ms
+            # with the thread vs 1.01-1.13 with the follower's fsync on the loop; the
+            # loop saved ~0.05 ms of latency at one client, within noise.)
             syncing = asyncio.get_running_loop().run_in_executor(None, persist_ready_lazily, storage, rd, durable)
-        elif rd.entries or rd.hard_state is not None:
-            # A follower has nothing to do while it fsyncs (it may not answer before), so it
-            # fsyncs on the loop: a thread hand-off would only add latency to every append.
-            self._durable_hard_state = persist_ready_lazily(storage, rd, durable)
+        elif rd.hard_state is not None:
+            self._durable_hard_state = persist_ready_lazily(storage, rd, durable)  # a write, no fsync
         results = sm.apply_batch(rd.committed_entries)
         self._answer(rd, results)
         if syncing is not None:
