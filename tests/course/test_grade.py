@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
 from kvstore.course.catalog import Lab
-from kvstore.course.grade import GradeResult, grade, install_submission
+from kvstore.course.grade import GradeResult, grade, install_submission, run_limited
 
 RING = "kvstore/client/ring.py"
 SHARD_FOR_TEST = "test_a_key_hashing_onto_the_last_point_or_past_it_wraps_correctly"  # one call, no fixtures
@@ -171,3 +172,27 @@ def test_a_shared_file_gets_the_reference_code_of_the_other_labs(tmp_path: Path)
     assert notes == []
     assert namespace["fa"]() == "student a"  # type: ignore[operator]
     assert namespace["fb"]() == "reference b"  # type: ignore[operator]
+
+
+def test_a_run_stuck_after_its_tests_behind_a_thread_is_killed_and_keeps_its_results(tmp_path: Path) -> None:
+    """run_limited: a test module leaves a non-daemon thread that never ends, so the process cannot exit; the
+    watchdog kills it once nothing progresses, and the results of the tests that ran are kept."""
+    tree = tmp_path / "tree"
+    (tree / "pkg").mkdir(parents=True)
+    (tree / "pkg" / "__init__.py").write_text("")
+    (tree / "pyproject.toml").write_text('[tool.setuptools]\npackages = ["pkg"]\n')
+    (tree / "test_stuck.py").write_text(
+        "import threading\n\n"
+        "def test_passes():\n    assert True\n\n"
+        "def test_fails_and_leaves_a_thread_behind():\n"
+        "    threading.Thread(target=threading.Event().wait).start()\n"
+        "    raise NotImplementedError('a stub')\n"
+    )
+    started = time.monotonic()
+    cases = run_limited(tree, ["test_stuck.py"], time_limit_s=1.0, watchdog_grace_s=1.0, work_dir=tmp_path / "w")
+    assert time.monotonic() - started < 60, "the run ended although the process could not exit by itself"
+    by_name = {n.rsplit("::", 1)[1]: c for n, c in cases.items()}
+    assert by_name["test_passes"].passed
+    failed = by_name["test_fails_and_leaves_a_thread_behind"]
+    assert failed.ran and not failed.passed and "NotImplementedError" in failed.output
+    assert "[kv-course] killed: no test started or finished" in (tmp_path / "w" / "pytest.log").read_text()
