@@ -508,17 +508,19 @@ class PeerTransport:
                 wait = items[-1][0] + self.faults.delay_ms / 1000 - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
-            msgs = coalesce([m for _, m in items if self.faults.passes(peer)])
-            batch = raft_pb2.MessageBatch(to=peer)
-            setattr(batch, "from", self.node_id)
-            for m in fill_batch(batch, msgs):  # snapshots: a call of their own
-                self._start_call(peer, m)
-            if not batch.messages:
-                continue
             try:
-                await self._write(peer, batch)
-            except (grpc.RpcError, asyncio.InvalidStateError):
+                msgs = coalesce([m for _, m in items if self.faults.passes(peer)])
+                batch = raft_pb2.MessageBatch(to=peer)
+                setattr(batch, "from", self.node_id)
+                for m in fill_batch(batch, msgs):  # snapshots: a call of their own
+                    self._start_call(peer, m)
+                if batch.messages:
+                    await self._write(peer, batch)
+                backoff = STREAM_BACKOFF_MIN_S
+            except Exception as exc:  # a broken stream (or a bug) loses messages, never the sender task
                 self.stream_failures += 1
+                if not isinstance(exc, (grpc.RpcError, asyncio.InvalidStateError)):
+                    self.trace("peer_send_failed", peer=peer, error=repr(exc))
                 call = self._streams.pop(peer, None)
                 if call is not None:
                     call.cancel()
@@ -526,8 +528,6 @@ class PeerTransport:
                 backoff = min(2 * backoff, STREAM_BACKOFF_MAX_S)
                 while not queue.empty():  # queued while the peer was unreachable: lost, Raft resends
                     queue.get_nowait()
-                continue
-            backoff = STREAM_BACKOFF_MIN_S
 
     async def _write(self, peer: str, batch: raft_pb2.MessageBatch) -> None:
         call = self._streams.get(peer)
