@@ -1,17 +1,28 @@
 """Bloom filters: one per SSTable, so a point read skips tables that cannot hold the key.
 
-Theory of operation. A filter is ``m`` bits; each key sets ``k`` of them, chosen by double
-hashing (``h, h + δ, h + 2δ, …`` mod ``m``, with ``h = crc32(key)`` and ``δ`` a 32-bit rotation
-of ``h`` with its lowest bit forced to 1 — LevelDB's ``bloom.cc`` scheme, without wrapping the
-sum at 32 bits, which lets a ``range`` generate the probes; an odd ``δ`` matters: with an even
-one, measured false positives doubled). A lookup that finds any of the ``k`` bits clear proves
-the key absent; all set means "maybe". With ``b`` bits per key, ``k = round(b · ln 2)``
-minimises the false-positive rate at about ``0.6185^b`` (≈ 0.8 % for ``b = 10``; this module's
-measured rate at b = 10 is 1.05 % on random 16-byte keys and 0.97 % on sequential ones).
+Theory of operation. A *blocked* bloom filter (Putze, Sanders and Singler, "Cache-, hash- and
+space-efficient bloom filters", 2007): the bit array is cut into 512-bit blocks, and each key
+sets its ``k`` bits inside one block. The key's 32-bit hash ``h = crc32(key)`` picks the block
+from its high bits (``(h · blocks) >> 32``, a multiply-shift range reduction) and the bit
+pattern from its low 16 bits: ``k`` distinct positions ``(a + j·b) mod 512`` for ``j < k``, with
+``a = h mod 512`` and the odd step ``b = 2·((h >> 9) mod 128) + 1`` (odd, so the positions never
+repeat). A lookup that finds any of the ``k`` bits clear proves the key absent; all set means
+"maybe".
+
+Why blocked. A classic filter spreads the ``k`` probes over the whole array; in Python that is
+a loop of ``k`` interpreted steps per table and per read (about 1 µs for a key that is present,
+since all ``k`` probes run). Here the ``k`` bits of a key form one 512-bit *mask* that depends
+only on the low 16 bits of ``h``: the 65,536 masks for a given ``k`` are computed once per
+process (:func:`probe_masks`, about 6 MB) and a probe is one slice, one ``int.from_bytes`` and
+one ``&`` — C steps, about 0.3 µs whether the key is present or not. Building a filter is one
+``|=`` per key. The price is a slightly higher false-positive rate for the same size, because
+keys are not spread evenly over blocks: measured on random 16-byte keys at 10 bits per key,
+k = 6, about 1.1 % (a classic filter: 0.84 % in theory, 1.0 % measured).
 
 The hash is computed once per lookup by the caller (:func:`key_hash`) and reused for every
-table the read visits. Encoded filter (see ``FORMAT.md``, "Filter block"): the bit array,
-bit ``i`` in byte ``i >> 3`` at position ``i & 7``, followed by one byte holding ``k``.
+table the read visits. Encoded filter (see ``FORMAT.md``, "SSTable"): the blocks (block ``i``
+is the 64 bytes at ``64·i``, a little-endian 512-bit integer: bit ``p`` of the block is byte
+``p >> 3`` at position ``p & 7``), followed by one byte holding ``k``.
 """
 
 from __future__ import annotations
@@ -21,9 +32,13 @@ import zlib
 from kvstore.errors import CorruptionError
 from kvstore.invariants import invariant
 
-MAX_PROBES = 30  # k above 30 buys nothing measurable and costs lookups time
-MIN_FILTER_BITS = 64  # tiny tables still get a filter with a sane false-positive rate
-_TO_ASCII_BITS = bytes.maketrans(b"\x00\x01", b"01")
+MAX_PROBES = 30  # k above 30 buys nothing measurable and fills the blocks
+FILTER_BLOCK_BITS = 512  # bits per filter block; a key's k bits all fall in one block
+FILTER_BLOCK_BYTES = FILTER_BLOCK_BITS // 8
+PATTERN_HASH_BITS = 16  # low bits of the hash that choose a key's bit pattern (fewer: measurably more false positives)
+_PATTERN_MASK = (1 << PATTERN_HASH_BITS) - 1
+_BLOCK_ALL = (1 << FILTER_BLOCK_BITS) - 1
+_MASKS: dict[int, list[int]] = {}  # k -> the 65,536 probe masks (built on first use, then shared)
 
 
 def key_hash(key: bytes) -> int:
@@ -32,8 +47,31 @@ def key_hash(key: bytes) -> int:
 
 
 def probes_for(bits_per_key: int) -> int:
-    """The number of hash probes ``k`` for ``bits_per_key`` (``≈ b·ln 2``, clamped to 1..30)."""
+    """The number of probes ``k`` for ``bits_per_key`` (``≈ b·ln 2``, clamped to 1..30)."""
     return max(1, min(MAX_PROBES, int(bits_per_key * 0.69)))
+
+
+def probe_pattern(h: int, k: int) -> list[int]:
+    """The ``k`` bit positions (0..511, distinct) a key with hash ``h`` sets inside its block."""
+    a = h % FILTER_BLOCK_BITS
+    b = 2 * ((h >> 9) % 128) + 1
+    return [(a + j * b) % FILTER_BLOCK_BITS for j in range(k)]
+
+
+def probe_masks(k: int) -> list[int]:
+    """``masks[h & 0xFFFF]``: the 512-bit mask with the bits of :func:`probe_pattern` set (cached per ``k``).
+
+    Built from the 128 masks with ``a = 0`` by rotating each one ``a`` bits (the positions are
+    taken mod 512, so a shift of the start is a rotation of the mask).
+    """
+    masks = _MASKS.get(k)
+    if masks is None:
+        invariant(1 <= k <= MAX_PROBES, "probe count within 1..MAX_PROBES")
+        base = [sum(1 << p for p in probe_pattern(step << 9, k)) for step in range(128)]
+        n = FILTER_BLOCK_BITS
+        masks = [((m << a) | (m >> (n - a))) & _BLOCK_ALL for m in base for a in range(n)]
+        _MASKS[k] = masks
+    return masks
 
 
 def build_filter(keys: list[bytes], bits_per_key: int) -> bytes:
@@ -43,47 +81,40 @@ def build_filter(keys: list[bytes], bits_per_key: int) -> bytes:
         keys: the table's keys (any order; duplicates are harmless).
         bits_per_key: filter size per key; 10 gives about 1 % false positives.
     Returns:
-        the bit array followed by one byte ``k``.
-    Complexity: O(len(keys) · k).
+        ``max(1, ceil(len(keys) · bits_per_key / 512))`` blocks of 64 bytes, then one byte ``k``.
+    Complexity: O(len(keys)) big-integer ors.
     """
     # BEGIN SOLUTION lsm-sstable
     invariant(bits_per_key > 0, "bits_per_key is positive")
-    nbytes = (max(MIN_FILTER_BITS, len(keys) * bits_per_key) + 7) // 8
-    nbits = nbytes * 8
+    n_blocks = max(1, -(-len(keys) * bits_per_key // FILTER_BLOCK_BITS))
     k = probes_for(bits_per_key)
-    flags = bytearray(nbits)  # one byte per bit while building: setting a byte is cheaper than or-ing a bit
+    masks = probe_masks(k)
+    blocks = [0] * n_blocks
     for h in map(zlib.crc32, keys):
-        delta = (h >> 17) | ((h << 15) & 0xFFFFFFFF) | 1
-        for pos in range(h, h + k * delta, delta):
-            flags[pos % nbits] = 1
-    # Pack: bit i of the integer is flags[i]; little-endian bytes put it in byte i >> 3, bit i & 7.
-    bits = int(flags.translate(_TO_ASCII_BITS)[::-1], 2) if nbits else 0
-    return bits.to_bytes(nbytes, "little") + bytes([k])
+        blocks[(h * n_blocks) >> 32] |= masks[h & _PATTERN_MASK]
+    return b"".join([b.to_bytes(FILTER_BLOCK_BYTES, "little") for b in blocks]) + bytes([k])
     # END SOLUTION
 
 
 def may_contain(filter_bytes: bytes, h: int) -> bool:
     """False only if the key whose :func:`key_hash` is ``h`` is certainly not in the filter.
 
-    Complexity: O(k), usually stopping at the first clear bit for absent keys.
+    Complexity: O(1): one 64-byte slice, one ``int.from_bytes``, one ``&`` (the mask comes from
+    :func:`probe_masks`).
     """
     # BEGIN SOLUTION lsm-sstable
-    nbits = (len(filter_bytes) - 1) << 3
-    k = filter_bytes[-1]
-    delta = (h >> 17) | ((h << 15) & 0xFFFFFFFF) | 1
-    for pos in range(h, h + k * delta, delta):
-        pos %= nbits
-        if not filter_bytes[pos >> 3] & (1 << (pos & 7)):
-            return False
-    return True
+    at = ((h * ((len(filter_bytes) - 1) >> 6)) >> 32) << 6  # the block's byte offset
+    m = probe_masks(filter_bytes[-1])[h & _PATTERN_MASK]
+    return int.from_bytes(filter_bytes[at : at + FILTER_BLOCK_BYTES], "little") & m == m
     # END SOLUTION
 
 
 def check_filter(filter_bytes: bytes, path: str, offset: int) -> None:
-    """Refuse a filter whose shape is impossible (empty bit array, k out of range).
+    """Refuse a filter whose shape is impossible (no whole block, k out of range).
 
     Raises:
         CorruptionError: naming ``path`` and the filter block's ``offset``.
     """
-    if len(filter_bytes) < 2 or not 1 <= filter_bytes[-1] <= MAX_PROBES:
+    size = len(filter_bytes) - 1
+    if size < FILTER_BLOCK_BYTES or size % FILTER_BLOCK_BYTES or not 1 <= filter_bytes[-1] <= MAX_PROBES:
         raise CorruptionError(path, offset, "malformed bloom filter")
