@@ -20,15 +20,15 @@ from pathlib import Path
 CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("state machine apply (engine write, sessions)", ("KVStateMachine.apply",)),
     ("Raft log append + fsync", ("persist_ready", "DurableRaftLog.")),
-    # A node's only outgoing gRPC calls are to its peers; grpc.aio runs each call's body as its own task.
-    ("peer RPCs out (one unary call per message)", ("PeerTransport._call", "PeerTransport._sender", "grpc/aio/_ca")),
-    ("peer RPCs in (RaftService)", ("RaftService.", "PeerTransport.receive")),
+    # A node's only outgoing gRPC calls are to its peers: one long-lived stream each (plus snapshot calls).
+    ("peer stream out (batches written)", ("PeerTransport._call", "PeerTransport._sender", "grpc/aio/_ca")),
+    ("peer stream in (RaftService)", ("RaftService.", "PeerTransport.receive")),
     ("client RPCs (KVService, ReplicatedBackend)", ("KVService.", "ReplicatedBackend.")),
     ("Raft core", ("RaftCore.",)),
     ("node loop glue (inbox, Ready cycle)", ("RaftNode.",)),
     ("engine background (flush, compaction)", ("Engine._background_loop",)),
     ("tracing", ("JsonLinesTracer.", "TraceEvent.")),
-    ("thread-pool hand-offs", ("concurrent/futures/thread.py",)),
+    ("thread-pool hand-offs", ("concurrent/futures/thread.py", "Thread._bootstrap")),
     ("event loop + gRPC C core", ("Runner.run",)),
 )
 
