@@ -403,10 +403,13 @@ class Nemesis:
         vote = voted_after(self.cluster.node(voter).folder / "data" / "trace.jsonl", above_term=term)
         # The voter first: the old leader then starts with fresh connections and reaches it at once (a node
         # that started while its peer was down waits out gRPC's reconnect back-off before it can reach it).
+        # The voter stays cut off from the old leader until both clocks are set: until its slow clock is in
+        # place it campaigns at the normal rate, and the old leader, just started, would grant its pre-vote.
         outcome = await self._restart([voter])
-        await self._inject(voter, {candidate}, tick_scale=VOTER_TICK_SCALE)
+        await self._inject(voter, {candidate, old}, tick_scale=VOTER_TICK_SCALE)
         outcome.update(await self._restart([old]))
         await self._inject(old, {candidate}, tick_scale=CANDIDATE_TICK_SCALE / VOTER_TICK_SCALE)
+        await self._inject(voter, {candidate}, tick_scale=VOTER_TICK_SCALE)
         ending = await self._wait_second_election(old, voter, term=term + 1)
         note = (f"{voter} voted for {vote} in term {term + 1} and was killed; {candidate} cut off; "
                 f"{old} asks {voter} again; {outcome}; {ending}")
