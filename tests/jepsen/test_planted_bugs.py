@@ -169,3 +169,13 @@ def test_jepsen_lite_catches_every_planted_bug_and_the_correct_build_passes(bug:
     _assert_caught(_run(case, tmp_path, planted=True))
     clean = _run(case, tmp_path, planted=False)
     assert clean.verdict == PASS, clean.table()
+
+
+@pytest.mark.soak
+@pytest.mark.process
+@pytest.mark.parametrize("bug", FAST_NEW)
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_each_targeted_run_catches_its_bug_on_other_seeds_too(bug: str, seed: int, tmp_path: Path) -> None:
+    """Soak: the targeted runs do not depend on one lucky seed; each catches its bug on seeds 3, 4 and 5."""
+    case = CASES[bug]
+    _assert_caught(_run(replace(case, options=replace(case.options, seed=seed)), tmp_path, planted=True))
