@@ -19,6 +19,8 @@ from kvstore.invariants import invariant
 
 V = TypeVar("V")
 
+ADMISSION_WINDOW_BYTES_PER_KEY = 4096  # the doorkeeper window: one remembered key per 4 KiB of capacity
+
 
 class BlockCache(Generic[V]):
     """LRU map ``(file_number, block_offset) -> decoded block`` bounded by total charge.
@@ -36,6 +38,8 @@ class BlockCache(Generic[V]):
         self.misses = 0
         self._map: OrderedDict[tuple[int, int], tuple[V, int]] = OrderedDict()
         self._lock = threading.Lock()
+        self._seen: set[tuple[int, int]] = set()  # keys refused once by admit(), in the current window
+        self._seen_limit = max(64, capacity_bytes // ADMISSION_WINDOW_BYTES_PER_KEY)
 
     def get(self, key: tuple[int, int]) -> V | None:
         """The cached value (marking it most recently used), or None."""
@@ -49,6 +53,25 @@ class BlockCache(Generic[V]):
             return entry[0]
         self.hits += 1
         return entry[0]
+
+    def admit(self, key: tuple[int, int]) -> bool:
+        """Whether a value just missed should be inserted: only on its second miss in a window.
+
+        A "doorkeeper" (as in TinyLFU): the first miss of a key only records it in a set, so a
+        block read once and never again — most blocks under uniformly random reads of a large
+        table set — neither costs an insert nor evicts a block that is read often. The set
+        holds at most about as many keys as the cache holds blocks, and is cleared when full
+        (a new window). Thread-safe: set operations are atomic; a race only admits or refuses
+        one extra key.
+        """
+        seen = self._seen
+        if key in seen:
+            seen.discard(key)
+            return True
+        if len(seen) >= self._seen_limit:
+            seen.clear()
+        seen.add(key)
+        return False
 
     def put(self, key: tuple[int, int], value: V, charge_bytes: int) -> None:
         """Insert ``value`` charged ``charge_bytes``; evict LRU entries to stay within capacity."""

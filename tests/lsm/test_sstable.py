@@ -161,3 +161,14 @@ def test_coalesce_runs_keeps_every_entry_in_order_in_fewer_runs(sizes: list[int]
     assert len(out) <= len(runs) and all(ks == sorted(ks) for ks, _ in out)
     one_each: list[Run] = [([bytes([i])], [b""]) for i in range(10)]
     assert [len(ks) for ks, _ in coalesce_runs(iter(one_each), max_entries=4)] == [1, 2, 4, 3]
+
+
+def test_block_cache_admits_a_key_only_on_its_second_miss_within_a_bounded_window() -> None:
+    """The doorkeeper refuses a key's first miss, admits its second, and forgets old keys when its window fills."""
+    cache: BlockCache[int] = BlockCache(capacity_bytes=64 * 4096)  # a window of 64 keys
+    assert not cache.admit((1, 0)) and cache.admit((1, 0))
+    assert not cache.admit((1, 0))  # admitted keys leave the window
+    for i in range(1, 65):  # (1, 0) and 63 of these fill the window; the 64th starts a new one
+        assert not cache.admit((2, i))
+    assert not cache.admit((2, 1))  # forgotten with the old window
+    assert cache.admit((2, 64)) and len(cache._seen) == 1
