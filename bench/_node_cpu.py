@@ -20,6 +20,7 @@ import asyncio
 import random
 import shutil
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 
@@ -92,7 +93,7 @@ def main() -> int:
     p.add_argument("--py-spy", metavar="DIR", default=None)
     p.add_argument("--native", action="store_true", help="py-spy --native: C frames too (gRPC, uvloop)")
     args = p.parse_args()
-    system = nb.KvstoreSystem(nb.Processes(), Path(nb.tempfile.gettempdir()))
+    system = nb.KvstoreSystem(nb.Processes(), Path(tempfile.gettempdir()))
     try:
         system.start()
         asyncio.run(_drive(system, args))
