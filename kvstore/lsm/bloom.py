@@ -104,7 +104,8 @@ def may_contain(filter_bytes: bytes, h: int) -> bool:
     """
     # BEGIN SOLUTION lsm-sstable
     at = ((h * ((len(filter_bytes) - 1) >> 6)) >> 32) << 6  # the block's byte offset
-    m = probe_masks(filter_bytes[-1])[h & _PATTERN_MASK]
+    masks = _MASKS.get(filter_bytes[-1]) or probe_masks(filter_bytes[-1])  # no call when cached
+    m = masks[h & _PATTERN_MASK]
     return int.from_bytes(filter_bytes[at : at + FILTER_BLOCK_BYTES], "little") & m == m
     # END SOLUTION
 

@@ -172,13 +172,18 @@ class Block:
         e = self._ends
         area = e[n - 1]  # the keys occupy contents[0:area]
         p = c.find(key, 0, area)
-        for _ in range(4):
+        if p < 0:
+            return -1
+        i = bisect_right(e, p, 0, n)  # the key that holds byte p
+        if (e[i - 1] if i else 0) == p and e[i] - p == len(key):
+            return i  # the usual case: the first match is the key
+        for _ in range(4):  # a match straddling keys: look further
+            p = c.find(key, p + 1, area)
             if p < 0:
                 return -1
-            i = bisect_right(e, p, 0, n)  # the key that holds byte p
+            i = bisect_right(e, p, 0, n)
             if (e[i - 1] if i else 0) == p and e[i] - p == len(key):
                 return i
-            p = c.find(key, p + 1, area)
         lo, hi = 0, n  # many false matches: plain binary search
         while lo < hi:
             mid = (lo + hi) >> 1
