@@ -118,6 +118,8 @@ def test_cli_wrong_config_file_is_one_line_and_exit_code_2(tmp_path: Path) -> No
 
 def test_shutdown_rpc_stops_the_node_cleanly_and_traces_it(running_node) -> None:  # type: ignore[no-untyped-def]
     """`kv shutdown` makes the node exit 0; its trace shows start, shutdown request and stop in order."""
+    with Client(str(running_node.cluster)) as c:
+        c.put(b"k", b"v")  # answered only once the node has elected itself (the client retries until then)
     assert kv("shutdown", "n1", cluster=running_node.cluster).returncode == 0
     assert running_node.process.wait(15) == 0
     events = [e.event for e in read_trace(str(running_node.data_dir / "trace.jsonl"))]
