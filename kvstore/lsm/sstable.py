@@ -10,15 +10,19 @@ flipped bit in a block is found when the block is read. The exact bytes are in `
 Blocks are *columnar*: all keys, then all values, then an array of end offsets, then a kind
 byte per entry (value or tombstone), then the entry count. The offset array makes every
 entry a restart point (LevelDB restarts every 16 entries and prefix-compresses between
-restarts): binary search needs no decoding pass, and one ``struct.unpack_from`` plus one list
-comprehension turns a block into a list of keys. Prefix compression is left out on purpose:
+restarts): a block just read is searched in place — the offset arrays are read through a
+``memoryview`` cast, the key is found with ``bytes.find`` and checked against the key
+boundaries — and one list comprehension turns a block into a list of keys when it is scanned or
+read often. Prefix compression is left out on purpose:
 decoding it entry by entry is the slowest thing pure Python can do, and with the random
 16-byte keys of the benchmark it would save almost nothing.
 
 Reading (:class:`TableReader`): opening a table reads and verifies the footer, the index and
 the filter and keeps them in memory; data blocks are read on demand through the shared
 :class:`~kvstore.lsm.cache.BlockCache`. A point read costs one bloom probe and, when the filter
-says "maybe", one index bisect, at most one block read, and one bisect in the block.
+says "maybe", one index bisect, at most one block read (verified by its CRC-32 every time it is
+read from the file), and one search in the block. Where each of those microseconds goes is
+measured in ``docs/PERFORMANCE.md`` (engine section).
 """
 
 from __future__ import annotations
@@ -154,7 +158,8 @@ class Block:
 
         With decoded keys: a C ``bisect``. Otherwise the key's bytes are searched in the key
         area with ``bytes.find`` (C) and a match counts only if it starts exactly at a key
-        boundary and ends at the next one (found by a ``bisect`` of the key ends); a match
+        boundary and ends at the next one (the entry is guessed as ``p // len(key)``, right
+        when all keys have one length, else found by a ``bisect`` of the key ends); a match
         that straddles keys is skipped. After a few such false matches (keys sharing long
         runs of bytes) it falls back to a binary search over the raw keys.
 
@@ -174,8 +179,12 @@ class Block:
         p = c.find(key, 0, area)
         if p < 0:
             return -1
+        klen = len(key)
+        i = p // (klen or 1)  # the entry at p if every key has this length (checked, so never wrong)
+        if i < n and (e[i - 1] if i else 0) == p and e[i] == p + klen:
+            return i
         i = bisect_right(e, p, 0, n)  # the key that holds byte p
-        if (e[i - 1] if i else 0) == p and e[i] - p == len(key):
+        if (e[i - 1] if i else 0) == p and e[i] - p == klen:
             return i  # the usual case: the first match is the key
         for _ in range(4):  # a match straddling keys: look further
             p = c.find(key, p + 1, area)

@@ -56,6 +56,7 @@ def test_block_find_in_raw_bytes_ignores_matches_that_straddle_keys(keys: set[by
     for p in probes:
         expect = ordered.index(p) if p in keys else -1
         assert raw_blk.find(p) == expect
+    assert raw_blk.find(b"") == -1  # no empty key was stored
     assert raw_blk.keys == ordered and [raw_blk.find(k) for k in ordered] == list(range(len(ordered)))
 
 
