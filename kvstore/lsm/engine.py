@@ -185,7 +185,7 @@ class _ReadState:
     mem: Memtable
     imms: tuple[Memtable, ...]  # newest first
     l0: tuple[TableReader, ...]  # newest first
-    levels: tuple[tuple[list[bytes], tuple[TableReader, ...]], ...]  # L1..: (largest keys, tables)
+    levels: tuple[tuple[list[bytes], tuple[TableReader, ...]], ...]  # non-empty L1..: (largest keys, tables)
 
 
 class WriteBatch:
@@ -466,8 +466,10 @@ class Engine:
             mem=self._mem,
             imms=self._imms,
             l0=tuple(self._readers[f.number] for f in reversed(levels[0])),
-            levels=tuple(
-                ([f.largest for f in files], tuple(self._readers[f.number] for f in files)) for files in levels[1:]
+            levels=tuple(  # empty levels left out: a read bisects only levels that hold tables
+                ([f.largest for f in files], tuple(self._readers[f.number] for f in files))
+                for files in levels[1:]
+                if files
             ),
         )
 
