@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from kvstore.course.catalog import Lab
+from kvstore.course.catalog import Lab, load_catalog
 from kvstore.course.grade import GradeResult, grade, install_submission, run_limited
 
+CATALOG_FILE = Path(__file__).resolve().parents[2] / "kvstore" / "course" / "labs.toml"
 RING = "kvstore/client/ring.py"
 SHARD_FOR_TEST = "test_a_key_hashing_onto_the_last_point_or_past_it_wraps_correctly"  # one call, no fixtures
 HASH_TEST = "test_hash64_matches_the_documented_known_answers"
@@ -51,6 +52,16 @@ def test_the_reference_scores_full_marks_on_lin_checker(snapshot: tuple[Path, li
     result = grade(root, root, "lin-checker", files=files)
     assert result.failed_items() == [], result.summary()
     assert result.score == result.max_score == 100
+
+
+@pytest.mark.soak
+@pytest.mark.parametrize("lab_id", [lab.id for lab in load_catalog(CATALOG_FILE).labs])
+def test_the_reference_scores_full_marks_on_every_lab(lab_id: str, snapshot: tuple[Path, list[str]]) -> None:
+    """Graded as a submission, the reference earns every point of every lab, public and hidden tests alike."""
+    root, files = snapshot
+    result = grade(root, root, lab_id, files=files)
+    assert result.items and any(i.visibility != "visible" for i in result.items), "hidden tests were graded"
+    assert result.score == result.max_score == 100, result.summary()
 
 
 def test_results_json_has_the_gradescope_shape(ring_reference_grade: GradeResult) -> None:
