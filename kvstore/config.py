@@ -141,10 +141,17 @@ class StorageConfig:
 
 @dataclass(frozen=True, slots=True)
 class TraceConfig:
-    """Where trace events go (JSON lines); empty path means ``DATA_DIR/trace.jsonl``."""
+    """Where trace events go (JSON lines); empty path means ``DATA_DIR/trace.jsonl``.
+
+    ``per_operation``: also trace the events the Raft core emits once per commit or per
+    read round (``commit_advanced``, ``read_round_started``, ``reads_confirmed``). Off by
+    default: each is a flushed line, a write system call per operation on every node.
+    Elections, role changes, snapshots and errors are always traced.
+    """
 
     path: str = ""
     enabled: bool = True
+    per_operation: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -145,3 +145,29 @@ def test_a_planted_bug_is_refused_unless_explicitly_allowed(tmp_path: Path) -> N
         load_node_config(write(tmp_path, GOOD + '\n[testing]\nallow_planted_bugs = true\nplanted_bug = "typo"\n'))
     cfg = load_node_config(write(tmp_path, GOOD + '\n[testing]\nallow_planted_bugs = true\nplanted_bug = "no-dedup"\n'))
     assert cfg.testing.planted_bug == "no-dedup"
+
+
+def test_per_operation_trace_events_are_dropped_unless_the_config_asks_for_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`[trace] per_operation` decides whether commit and read-round events reach the node's trace file."""
+    from kvstore.server.node import PER_OPERATION_EVENTS, _raft_tracer
+    from kvstore.trace import MemoryTracer, TraceEvent
+
+    monkeypatch.delenv("KVSTORE_TRACE_PER_OPERATION", raising=False)
+    cfg = load_node_config(write(tmp_path, GOOD + "\n[trace]\nper_operation = true\n"))
+    assert cfg.trace.per_operation is True
+    assert load_node_config(write(tmp_path, GOOD, "default.toml")).trace.per_operation is False
+    events = [
+        TraceEvent(time=0.0, node="n1", term=1, role="leader", event=name, fields={})
+        for name in sorted(PER_OPERATION_EVENTS | {"became_leader"})
+    ]
+    for per_operation, expected in [
+        (False, ["became_leader"]),
+        (True, sorted(PER_OPERATION_EVENTS | {"became_leader"})),
+    ]:
+        sink = MemoryTracer()
+        tracer = _raft_tracer(sink, per_operation=per_operation)
+        for e in events:
+            tracer.emit(e)
+        assert sorted(e.event for e in sink.events) == expected

@@ -51,8 +51,9 @@ def install_event_loop() -> str:
 
 # Trace events the Raft core emits once per commit or per read round: one
 # flushed line each, i.e. a write system call per operation on every node
-# (~2% of a leader's CPU under load). Left out of the trace file unless the
-# environment variable KVSTORE_TRACE_PER_OPERATION=1 asks for them; elections,
+# (~2% of a leader's CPU under load). Left out of the trace file unless
+# `[trace] per_operation = true` (or the environment variable
+# KVSTORE_TRACE_PER_OPERATION=1, for a one-off run) asks for them; elections,
 # role changes, snapshots and errors are always traced.
 PER_OPERATION_EVENTS = frozenset({"commit_advanced", "read_round_started", "reads_confirmed"})
 
@@ -77,9 +78,9 @@ def _open_tracer(config: NodeConfig) -> Tracer:
     return JsonLinesTracer.open(config.trace_path())
 
 
-def _raft_tracer(tracer: Tracer) -> Tracer:
+def _raft_tracer(tracer: Tracer, *, per_operation: bool) -> Tracer:
     """What the Raft node traces to: ``tracer`` without the per-operation events (unless asked for)."""
-    if tracer is NULL_TRACER or os.environ.get("KVSTORE_TRACE_PER_OPERATION") == "1":
+    if tracer is NULL_TRACER or per_operation or os.environ.get("KVSTORE_TRACE_PER_OPERATION") == "1":
         return tracer
     return EventFilter(tracer, PER_OPERATION_EVENTS)
 
@@ -103,7 +104,7 @@ async def serve(config: NodeConfig) -> None:
         grace[0] = grace_seconds
         stop.set()
 
-    raft = RaftNode(config, tracer=_raft_tracer(tracer))
+    raft = RaftNode(config, tracer=_raft_tracer(tracer, per_operation=config.trace.per_operation))
     await raft.start()
     backend = ReplicatedBackend(raft)
 
