@@ -27,7 +27,7 @@ import threading
 import zlib
 from itertools import accumulate, pairwise
 
-from kvstore.errors import CorruptionError
+from kvstore.errors import CorruptionError, StorageError
 from kvstore.fs import WritableFile
 from kvstore.invariants import invariant
 
@@ -145,6 +145,12 @@ class WalWriter:
     Call rules: ``add`` is called by one thread at a time (the engine's write lock);
     ``sync_to`` and ``flush`` may be called from any thread; nothing after ``close``.
 
+    Fail-stop: once a write or an fsync of the file fails (a full disk, an I/O error), the file
+    may end in part of a record. Appending after it would turn that torn tail into damage in
+    the middle of the log, which recovery must refuse; so from then on every ``add``,
+    ``flush`` and ``sync_to`` raises :class:`~kvstore.errors.StorageError` and ``close`` writes
+    nothing more. The engine must be reopened (recovery drops the torn tail).
+
     Invariants: ``synced_offset <= written_offset <= end_offset``.
     """
 
@@ -160,9 +166,15 @@ class WalWriter:
         self._io_lock = threading.Lock()  # serializes file writes and fsyncs
         self.sync_count = 0
         self._closed = False
+        self._failed: str | None = None  # why the file stopped taking writes (fail-stop)
+
+    def _check_usable(self) -> None:
+        if self._failed is not None:
+            raise StorageError(f"WAL {self.path} refuses writes after an earlier failure ({self._failed}); reopen")
 
     def add(self, payload: bytes) -> int:
         """Buffer one record; return the log offset at which it ends (for :meth:`sync_to`)."""
+        self._check_usable()
         rec = encode_record(payload)
         with self._buf_lock:
             self._buf.append(rec)
@@ -181,6 +193,7 @@ class WalWriter:
 
     def _write_out(self) -> None:
         """REQUIRES: ``_io_lock`` held."""
+        self._check_usable()
         with self._buf_lock:
             if not self._buf:
                 return
@@ -188,7 +201,11 @@ class WalWriter:
             self._buf = []
             self._buf_bytes = 0
             upto = self.end_offset
-        self.file.write(chunk)
+        try:
+            self.file.write(chunk)
+        except BaseException as e:
+            self._failed = f"write failed: {e}"
+            raise
         self.written_offset = upto
 
     def sync_to(self, offset: int) -> None:
@@ -200,7 +217,11 @@ class WalWriter:
                 return  # another writer's fsync covered us
             self._write_out()
             target = self.written_offset
-            self.file.sync()
+            try:
+                self.file.sync()
+            except BaseException as e:
+                self._failed = f"fsync failed: {e}"
+                raise
             self.sync_count += 1
             self.synced_offset = target
 
@@ -209,6 +230,10 @@ class WalWriter:
         if self._closed:
             return
         with self._io_lock:
+            if self._failed is not None:  # write nothing after a possibly torn record
+                self._closed = True
+                self.file.close()
+                return
             self._write_out()
             if sync and self.synced_offset < self.written_offset:
                 self.file.sync()

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from kvstore.errors import CorruptionError
+from kvstore.errors import CorruptionError, StorageError
 from kvstore.fs import SimFileSystem
 from kvstore.lsm.memtable import MISSING, Memtable
 from kvstore.lsm.wal import HEADER_BYTES, WalWriter, decode_batch, encode_batch, encode_record, read_records
@@ -146,3 +146,50 @@ def test_wal_concurrent_writers_are_all_durable(sim_fs: SimFileSystem) -> None:
     assert sim_fs.durable_size("/d/w.log") == wal.end_offset
     payloads, _ = read_records(sim_fs.read_file("/d/w.log"), "w")
     assert len(payloads) == 400
+
+
+class _DiskFullAfter:
+    """A WritableFile that accepts ``room`` bytes, then writes part of the next chunk and fails (a full disk)."""
+
+    def __init__(self, room: int) -> None:
+        self.path = "/full.log"
+        self.data = bytearray()
+        self.room = room
+        self.refusals = 0
+
+    def write(self, data: bytes) -> None:
+        if len(self.data) + len(data) > self.room:
+            self.data += data[: self.room - len(self.data)]  # a short write: part of a record lands
+            self.refusals += 1
+            raise StorageError("no space left on device")
+        self.data += data
+
+    def sync(self) -> None:
+        pass
+
+    def size(self) -> int:
+        return len(self.data)
+
+    def close(self) -> None:
+        pass
+
+
+def test_wal_writer_fails_stop_after_a_short_write_and_never_appends_after_the_torn_record() -> None:
+    """After a failed write the WAL refuses adds, syncs and the final flush, so its torn record stays its tail."""
+    f = _DiskFullAfter(room=100)
+    wal = WalWriter(f)
+    end = wal.add(b"a" * 40)
+    wal.sync_to(end)
+    end = wal.add(b"b" * 80)
+    with pytest.raises(StorageError):
+        wal.sync_to(end)
+    assert f.refusals == 1 and len(f.data) == 100  # the fault happened: a torn second record
+    torn = bytes(f.data)
+    with pytest.raises(StorageError):
+        wal.add(b"c")
+    with pytest.raises(StorageError):
+        wal.sync_to(end)
+    wal.close(sync=True)
+    assert bytes(f.data) == torn
+    records, _ = read_records(torn, f.path)  # recovery: the torn tail is dropped silently
+    assert records == [b"a" * 40]
