@@ -174,7 +174,8 @@ class WalWriter:
 
     def add(self, payload: bytes) -> int:
         """Buffer one record; return the log offset at which it ends (for :meth:`sync_to`)."""
-        self._check_usable()
+        if self._failed is not None:
+            self._check_usable()
         rec = encode_record(payload)
         with self._buf_lock:
             self._buf.append(rec)
