@@ -317,22 +317,24 @@ READING_GUIDE = """How to read these numbers (structural facts of kvstore.lsm, t
   `bytes.find` and `dict.update` appear under their own names.
 
 Design choices measured (2026-11-27, ops per CPU-second at 1,000,000 keys, our engine and sqlite3
-in one process with the benchmark's settings; before → after): random point reads (hits)
-52k → 95k (sqlite3 113k–115k: 0.46× → 0.84×); full scan 1.14M → 1.79M (sqlite3 2.24M: 0.51× →
-0.80×); reads after compaction 51k → 91k (sqlite3 115k); misses 278k → 328k; batched fill 82k →
-107k; single fill 55k → 78k. What made the difference, in order: (1) a block just read is
-searched in place (a `memoryview` over its offset arrays plus `bytes.find`) instead of unpacking
-every offset into tuples: hits +25 %; (2) `Engine.get` probes filters and tables inline, the
-trailer check is inlined, the cache lookup takes no lock: hits +15–40 % (noisy); (3) blocked bloom
-filters (format version 2, `FORMAT.md`): a probe costs the same C steps whatever `k`, and
-building a filter is one `|=` per key — reads after compaction +70 %, fill +20 % (the classic
-filter's build loop was a quarter of the fill profile); false-positive rate 1.0 % → 1.1 % at 10
-bits per key; (4) scans: C chain of `zip`s and coalesced runs: +20 %. Tried and not taken:
-2 KiB and 1 KiB blocks (point reads unchanged or +25 %, but fill −20 % / −45 % and scans −25 % /
-−40 %); decoding a block's keys on its first cache hit (−10 % for uniformly random reads at 1M
-keys; now on the second hit); caching every block read (a doorkeeper admits on the second miss).
-Kept as it is: the CRC check of every block read (LevelDB skips it by default; we do not serve
-unverified bytes) and the 8 MiB default cache (LevelDB's default).
+in one process with the benchmark's settings; before → after, two "after" runs): random point
+reads (hits) 52k → 85–95k (sqlite3 89–113k: 0.46× → 0.84–0.95×); full scan 1.14M → 1.71–1.79M
+(sqlite3 2.05–2.24M: 0.51× → 0.80–0.84×); reads after compaction 51k → 82–91k (sqlite3 99–115k:
+0.78–0.82×); batched fill 82k → 107–109k (fill time plus the compaction debt). What made the
+difference, in order: (1) a block just read is searched in place (a `memoryview` over its offset
+arrays plus `bytes.find`) instead of unpacking every offset into tuples: hits +25 %; (2)
+`Engine.get` probes filters and tables inline, the trailer check is inlined, the cache lookup
+takes no lock: hits +15–40 % (noisy); (3) blocked bloom filters (format version 2, `FORMAT.md`):
+a probe costs the same three C steps whatever `k`, and building a filter is one `|=` per key —
+reads after compaction +70 %, fill +20 % (the classic filter's build loop was a quarter of the
+fill profile); false-positive rate 1.0 % → 1.1 % at 10 bits per key; (4) scans: a C chain of
+`zip`s and coalesced runs: +20 %; (5) block cache: a doorkeeper admits a block on its second
+miss, a cached block decodes its keys on its second hit (on the first: −10 % for uniformly random
+reads at 1M keys); (6) the read state lists only non-empty levels. Tried and not taken: 2 KiB and
+1 KiB blocks (hits unchanged or +25 %, but fill −20 % / −45 % and scans −25 % / −40 %); 64-bit
+filter blocks (2.4 % false positives). Kept on purpose: the CRC check of every block read from the
+file (LevelDB skips it by default; we do not serve unverified bytes) and the 8 MiB default cache
+(LevelDB's default).
 """
 
 
