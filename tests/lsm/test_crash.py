@@ -32,10 +32,10 @@ WORKLOAD_OPS = 150
 
 def _sweep(workload_seed: int, n_ops: int, *, options: dict[str, object] | None = None) -> list[CrashOutcome]:
     ops = make_workload(workload_seed, n_ops)
-    total = count_mutating_ops(ops, options=options)  # type: ignore[arg-type]
+    total = count_mutating_ops(ops, options=options)
     outcomes = []
     for point in range(total):
-        outcome = run_crash_point(ops, point, seed=point, tear=point % 2 == 0, options=options)  # type: ignore[arg-type]
+        outcome = run_crash_point(ops, point, seed=point, tear=point % 2 == 0, options=options)
         legal = list(acceptable_states(outcome))
         if outcome.recovered not in legal:
             missing = {k for k in outcome.acknowledged if outcome.recovered.get(k) != outcome.acknowledged[k]}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -270,7 +271,7 @@ def _batch(items: dict[bytes, bytes]) -> WriteBatch:
 def test_every_error_escaping_the_api_is_a_kverror(sim_fs: SimFileSystem) -> None:
     """Bad inputs of every public method raise KVError subclasses, never other exceptions."""
     with Engine.open("/db", fs=sim_fs) as db:
-        bad_calls = [
+        bad_calls: list[Callable[[], object]] = [
             lambda: db.put(b"k", "v"),  # type: ignore[arg-type]
             lambda: db.delete(None),  # type: ignore[arg-type]
             lambda: db.write([("k", "v")]),  # type: ignore[arg-type]
