@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kvstore.course.catalog import load_catalog
+from kvstore.course.markers import parse_python
 from kvstore.course.release import CATALOG_PATH
 from kvstore.course.splice import function_spans, replace_functions
 from kvstore.errors import InvalidArgument
@@ -63,7 +64,7 @@ def load_variant(path: Path, lab: str) -> Variant:
         InvalidArgument: no docstring, no ``FILE``, ``CAUGHT_BY`` not a list of names, or no function.
     """
     text = path.read_text(encoding="utf-8")
-    tree = ast.parse(text)
+    tree = parse_python(text)
     doc = (ast.get_docstring(tree) or "").strip()
     target = _constant(tree, "FILE")
     caught = _constant(tree, "CAUGHT_BY") or []

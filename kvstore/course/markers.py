@@ -28,10 +28,23 @@ from __future__ import annotations
 import ast
 import io
 import re
+import threading
 import tokenize
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+
+# CPython 3.11 keeps the AST constructor's recursion counter per interpreter, not per
+# thread: two threads parsing at once can fail with "SystemError: AST constructor
+# recursion depth mismatch" (python/cpython#106905). The grader parses in threads.
+_PARSE_LOCK = threading.Lock()
+
+
+def parse_python(text: str) -> ast.Module:
+    """``ast.parse(text)``, one thread at a time (see ``_PARSE_LOCK``). Raises SyntaxError."""
+    with _PARSE_LOCK:
+        return ast.parse(text)
+
 
 BEGIN_RE = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION(?P<rest>.*)$")
 END_RE = re.compile(r"^(?P<indent>[ \t]*)# END SOLUTION\s*$")
@@ -125,7 +138,7 @@ def check_source(path: Path, text: str, labs: set[str]) -> tuple[list[MarkedRegi
         return regions, problems
     lines = text.splitlines()
     try:
-        funcs = _functions(ast.parse(text))
+        funcs = _functions(parse_python(text))
     except SyntaxError as exc:
         return regions, [MarkerProblem(path, exc.lineno or 0, f"cannot parse: {exc.msg}")]
     open_at: tuple[int, str, str] | None = None  # (line, lab, indent)

@@ -26,7 +26,7 @@ import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from kvstore.course.markers import MarkedRegion
+from kvstore.course.markers import MarkedRegion, parse_python
 from kvstore.errors import InvalidArgument
 
 MAX_LINE = 120  # the project's line length (ruff); stubs wrap their message to stay within it
@@ -56,7 +56,7 @@ def function_spans(text: str) -> dict[str, FunctionSpan]:
         SpliceError: the text does not parse.
     """
     try:
-        tree = ast.parse(text)
+        tree = parse_python(text)
     except SyntaxError as exc:
         raise SpliceError(f"cannot parse: {exc.msg} (line {exc.lineno})") from exc
     spans: dict[str, FunctionSpan] = {}
