@@ -687,6 +687,70 @@ class SimFileSystem:
 
 
 # --------------------------------------------------------------------------
+# Wrappers: a file system that passes everything to another one.
+# --------------------------------------------------------------------------
+
+
+class ForwardingFileSystem:
+    """A :class:`FileSystem` that passes every call to ``inner``: the base of fault wrappers.
+
+    Subclasses override only the operations they change (a disk that fills up, a journal of
+    fsyncs for power-loss simulation) and inherit the rest.
+    """
+
+    def __init__(self, inner: FileSystem) -> None:
+        self._inner = inner
+
+    def open_write(self, path: str, *, append: bool = False) -> WritableFile:
+        """Open for appending (see :class:`FileSystem`)."""
+        return self._inner.open_write(path, append=append)
+
+    def open_read(self, path: str) -> ReadableFile:
+        """Open for reading."""
+        return self._inner.open_read(path)
+
+    def read_file(self, path: str) -> bytes:
+        """Read a whole file."""
+        return self._inner.read_file(path)
+
+    def exists(self, path: str) -> bool:
+        """Whether ``path`` exists."""
+        return self._inner.exists(path)
+
+    def file_size(self, path: str) -> int:
+        """Size of a file."""
+        return self._inner.file_size(path)
+
+    def list_dir(self, path: str) -> list[str]:
+        """Entries of a directory."""
+        return self._inner.list_dir(path)
+
+    def make_dirs(self, path: str) -> None:
+        """Create a directory and its parents."""
+        self._inner.make_dirs(path)
+
+    def remove(self, path: str) -> None:
+        """Remove a file."""
+        self._inner.remove(path)
+
+    def rename(self, src: str, dst: str) -> None:
+        """Atomically rename ``src`` over ``dst``."""
+        self._inner.rename(src, dst)
+
+    def link(self, src: str, dst: str) -> None:
+        """Hard-link ``src`` as ``dst``."""
+        self._inner.link(src, dst)
+
+    def truncate(self, path: str, size: int) -> None:
+        """Cut a file to ``size`` bytes."""
+        self._inner.truncate(path, size)
+
+    def sync_dir(self, path: str) -> None:
+        """fsync a directory."""
+        self._inner.sync_dir(path)
+
+
+# --------------------------------------------------------------------------
 # A disk that fills up.
 # --------------------------------------------------------------------------
 
@@ -719,7 +783,7 @@ class _QuotaWritable:
         self._inner.close()
 
 
-class FullDiskFileSystem:
+class FullDiskFileSystem(ForwardingFileSystem):
     """Wraps another :class:`FileSystem` and runs out of space after ``free_bytes`` more bytes.
 
     A write that does not fit writes the prefix that fits, then raises
@@ -734,7 +798,7 @@ class FullDiskFileSystem:
     """
 
     def __init__(self, inner: FileSystem, *, free_bytes: int | None) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._lock = threading.Lock()
         self._free: int | None = free_bytes
         self.refusals = 0
@@ -754,37 +818,5 @@ class FullDiskFileSystem:
             return fits
 
     def open_write(self, path: str, *, append: bool = False) -> WritableFile:
+        """Open for appending; the handle's writes draw on the free space."""
         return _QuotaWritable(self, self._inner.open_write(path, append=append))
-
-    def open_read(self, path: str) -> ReadableFile:
-        return self._inner.open_read(path)
-
-    def read_file(self, path: str) -> bytes:
-        return self._inner.read_file(path)
-
-    def exists(self, path: str) -> bool:
-        return self._inner.exists(path)
-
-    def file_size(self, path: str) -> int:
-        return self._inner.file_size(path)
-
-    def list_dir(self, path: str) -> list[str]:
-        return self._inner.list_dir(path)
-
-    def make_dirs(self, path: str) -> None:
-        self._inner.make_dirs(path)
-
-    def remove(self, path: str) -> None:
-        self._inner.remove(path)
-
-    def rename(self, src: str, dst: str) -> None:
-        self._inner.rename(src, dst)
-
-    def link(self, src: str, dst: str) -> None:
-        self._inner.link(src, dst)
-
-    def truncate(self, path: str, size: int) -> None:
-        self._inner.truncate(path, size)
-
-    def sync_dir(self, path: str) -> None:
-        self._inner.sync_dir(path)

@@ -33,7 +33,7 @@ import os
 import threading
 from dataclasses import dataclass
 
-from kvstore.fs import FileSystem, ReadableFile, WritableFile
+from kvstore.fs import FileSystem, ForwardingFileSystem, WritableFile
 
 JOURNAL_NAME = "power-loss.journal"
 BACKUP_PREFIX = ".power-loss-backup-"
@@ -59,11 +59,11 @@ class _JournalingWritable:
         self._inner.close()
 
 
-class JournalingFileSystem:
+class JournalingFileSystem(ForwardingFileSystem):
     """A :class:`~kvstore.fs.FileSystem` that journals every fsync (see the module docstring)."""
 
     def __init__(self, inner: FileSystem, root: str) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self.root = os.path.abspath(root)
         os.makedirs(self.root, exist_ok=True)
         self._lock = threading.Lock()
@@ -92,34 +92,10 @@ class JournalingFileSystem:
         self.record({"op": "open", "path": os.path.abspath(path)})
         return _JournalingWritable(handle, self)
 
-    def open_read(self, path: str) -> ReadableFile:
-        """Open for reading."""
-        return self._inner.open_read(path)
-
-    def read_file(self, path: str) -> bytes:
-        """Read a whole file."""
-        return self._inner.read_file(path)
-
-    def exists(self, path: str) -> bool:
-        """Whether ``path`` exists."""
-        return self._inner.exists(path)
-
-    def file_size(self, path: str) -> int:
-        """Size of a file."""
-        return self._inner.file_size(path)
-
-    def list_dir(self, path: str) -> list[str]:
-        """Entries of a directory."""
-        return self._inner.list_dir(path)
-
     def make_dirs(self, path: str) -> None:
         """Create a directory (treated as durable at once, as by SimFileSystem)."""
         self._inner.make_dirs(path)
         self.record({"op": "dir", "path": os.path.abspath(path), "names": self._inner.list_dir(path)})
-
-    def remove(self, path: str) -> None:
-        """Remove a file."""
-        self._inner.remove(path)
 
     def rename(self, src: str, dst: str) -> None:
         """Rename; a replaced ``dst`` is kept as a hidden backup until its directory is fsynced.
@@ -141,10 +117,6 @@ class JournalingFileSystem:
         """Hard link (the new name needs a directory fsync to be durable)."""
         self._inner.link(src, dst)
         self.record({"op": "sync", "path": os.path.abspath(dst), "size": self._inner.file_size(dst)})
-
-    def truncate(self, path: str, size: int) -> None:
-        """Truncate a file (durable only after a later fsync of it)."""
-        self._inner.truncate(path, size)
 
     def sync_dir(self, path: str) -> None:
         """fsync a directory; its current entries (and its renames) become durable."""
