@@ -66,7 +66,11 @@ class JournalingFileSystem(ForwardingFileSystem):
         super().__init__(inner)
         self.root = os.path.abspath(root)
         os.makedirs(self.root, exist_ok=True)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the journal file and the backup counter
+        # Renames and directory fsyncs, one at a time: the engine's writer and its flush thread
+        # both fsync the engine's folder, and two fsyncs removing the same rename backup raced
+        # (the second os.remove raised FileNotFoundError and stopped the node).
+        self._dir_lock = threading.Lock()
         self._backups = 0
         self._journal = open(os.path.join(self.root, JOURNAL_NAME), "a", encoding="utf-8")  # noqa: SIM115
         self._baseline()
@@ -105,13 +109,14 @@ class JournalingFileSystem(ForwardingFileSystem):
         """
         src, dst = os.path.abspath(src), os.path.abspath(dst)
         backup = ""
-        if os.path.exists(dst):
-            with self._lock:
-                self._backups += 1
-                backup = os.path.join(os.path.dirname(dst), f"{BACKUP_PREFIX}{self._backups}")
-            os.link(dst, backup)
-        self._inner.rename(src, dst)
-        self.record({"op": "rename", "src": src, "dst": dst, "backup": backup})
+        with self._dir_lock:
+            if os.path.exists(dst):
+                with self._lock:
+                    self._backups += 1
+                    backup = os.path.join(os.path.dirname(dst), f"{BACKUP_PREFIX}{self._backups}")
+                os.link(dst, backup)
+            self._inner.rename(src, dst)
+            self.record({"op": "rename", "src": src, "dst": dst, "backup": backup})
 
     def link(self, src: str, dst: str) -> None:
         """Hard link (the new name needs a directory fsync to be durable)."""
@@ -120,12 +125,13 @@ class JournalingFileSystem(ForwardingFileSystem):
 
     def sync_dir(self, path: str) -> None:
         """fsync a directory; its current entries (and its renames) become durable."""
-        self._inner.sync_dir(path)
-        names = [n for n in self._inner.list_dir(path) if not n.startswith(BACKUP_PREFIX)]
-        self.record({"op": "dir", "path": os.path.abspath(path), "names": names})
-        for n in self._inner.list_dir(path):
-            if n.startswith(BACKUP_PREFIX):  # renames in this folder are durable now
-                os.remove(os.path.join(path, n))
+        with self._dir_lock:
+            self._inner.sync_dir(path)
+            names = [n for n in self._inner.list_dir(path) if not n.startswith(BACKUP_PREFIX)]
+            self.record({"op": "dir", "path": os.path.abspath(path), "names": names})
+            for n in self._inner.list_dir(path):
+                if n.startswith(BACKUP_PREFIX):  # renames in this folder are durable now
+                    os.remove(os.path.join(path, n))
 
     def close(self) -> None:
         """Close the journal."""
