@@ -128,3 +128,21 @@ def test_shutdown_rpc_stops_the_node_cleanly_and_traces_it(running_node) -> None
     assert "became_leader" in events, "a single-node group elects itself"
     with Client(str(running_node.cluster), options=ClientOptions(deadline_s=1)) as c, pytest.raises(errors.Unavailable):
         c.get(b"a")
+
+
+def test_a_second_node_on_the_same_data_directory_is_refused_and_the_first_keeps_serving(running_node) -> None:  # type: ignore[no-untyped-def]
+    """Two processes must never share a Raft log and an engine: the second exits with one line naming the first."""
+    with Client(str(running_node.cluster)) as c:
+        c.put(b"before", b"1")
+    second = subprocess.run(
+        [*KV, "node", "--config", str(running_node.config)], capture_output=True, text=True, timeout=60
+    )
+    assert second.returncode != 0
+    err = second.stderr.strip()
+    assert f"is in use by another kv node (pid {running_node.process.pid})" in err, err
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert running_node.process.alive()
+    with Client(str(running_node.cluster)) as c:
+        assert c.get(b"before") == b"1"
+        c.put(b"after", b"2")
+        assert c.get(b"after") == b"2"
