@@ -362,13 +362,25 @@ def _unpack_into(data: bytes, directory: str) -> None:
     """Unpack beside ``directory``, then rename into place, so a half-received snapshot is never used.
 
     Each stream unpacks into its own partial folder, so two deliveries of the
-    same snapshot (a leader retrying) cannot mix their files.
+    same snapshot (a leader retrying) cannot mix their files. A folder already in
+    place is a complete earlier delivery of the same snapshot (the name is its index
+    and term, which fix its contents), and the node loop may be installing from it
+    right now: it is kept, never replaced. (Replacing it here once pulled the files
+    from under an install, which then found an empty engine: a jepsen-lite run with
+    pause and power loss, where a paused follower's first delivery timed out and the
+    leader sent the snapshot again.)
     """
+    if os.path.isdir(directory):
+        return
     partial = f"{directory}.partial-{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}"
     shutil.rmtree(partial, ignore_errors=True)
     unpack_archive(data, partial)
-    shutil.rmtree(directory, ignore_errors=True)
-    os.rename(partial, directory)
+    try:
+        os.rename(partial, directory)
+    except OSError:
+        if not os.path.isdir(directory):
+            raise
+        shutil.rmtree(partial, ignore_errors=True)  # a concurrent delivery finished first; theirs is whole
 
 
 # ---------------------------------------------------------------------------
