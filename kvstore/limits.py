@@ -148,3 +148,11 @@ MAX_SNAPSHOT_DATA_BYTES = 256 * MiB
 # (kvstore/server/NODE_FORMAT.md), and session records use 17-byte keys. 64
 # bytes of headroom keeps every such layer within the engine's limit.
 MAX_ENGINE_KEY_BYTES = MAX_KEY_BYTES + 64
+
+# Client pipeline (the KV service's Pipeline stream, kvstore/server/service.py).
+# Unanswered calls per stream: a node refuses calls beyond this (UNAVAILABLE,
+# definite) and the client never sends more. 256 is four times the 64
+# concurrent clients of the benchmark, and twice SESSION_WINDOW_COMMANDS (one
+# client cannot usefully have more writes in flight); it bounds what one stream
+# can make a node hold to 256 requests (at most ~2 MiB each).
+MAX_PIPELINE_CALLS_IN_FLIGHT = 256

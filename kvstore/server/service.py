@@ -16,13 +16,14 @@ later the Raft-replicated state machine over the LSM engine.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, TypeAlias, TypeVar
 
 import grpc
 from google.protobuf.message import Message
 
 from kvstore import errors, limits
+from kvstore.invariants import invariant
 from kvstore.server.memory_store import TemporaryMemoryStore
 from kvstore.server.sessions import SessionTable
 from kvstore.trace import NULL_TRACER, TraceEvent, Tracer
@@ -167,7 +168,11 @@ class KVService(kv_pb2_grpc.KVServicer):
         status = self.backend.status()
         self._tracer.emit(TraceEvent(self._clock(), status.node_id, status.term, status.role, event, dict(fields)))
 
-    async def Put(self, request: kv_pb2.PutRequest, context: Context) -> kv_pb2.PutResponse:
+    # ------------------------------------------------------------ data operations
+    # One context-free function per operation, shared by the unary RPCs and the
+    # Pipeline stream, so both paths validate, refuse and map errors identically.
+
+    async def serve_put(self, request: kv_pb2.PutRequest) -> kv_pb2.PutResponse:
         """Validate and store; reply with the previous value."""
 
         async def call() -> bytes | None:
@@ -181,7 +186,7 @@ class KVService(kv_pb2_grpc.KVServicer):
 
         return await self._serve("put", kv_pb2.PutResponse, call, respond)
 
-    async def Get(self, request: kv_pb2.GetRequest, context: Context) -> kv_pb2.GetResponse:
+    async def serve_get(self, request: kv_pb2.GetRequest) -> kv_pb2.GetResponse:
         """Validate and read."""
 
         async def call() -> bytes | None:
@@ -193,7 +198,7 @@ class KVService(kv_pb2_grpc.KVServicer):
 
         return await self._serve("get", kv_pb2.GetResponse, call, respond)
 
-    async def Delete(self, request: kv_pb2.DeleteRequest, context: Context) -> kv_pb2.DeleteResponse:
+    async def serve_delete(self, request: kv_pb2.DeleteRequest) -> kv_pb2.DeleteResponse:
         """Validate and delete."""
 
         async def call() -> bool:
@@ -206,11 +211,7 @@ class KVService(kv_pb2_grpc.KVServicer):
 
         return await self._serve("delete", kv_pb2.DeleteResponse, call, respond)
 
-    async def CompareAndSet(
-        self,
-        request: kv_pb2.CompareAndSetRequest,
-        context: Context,
-    ) -> kv_pb2.CompareAndSetResponse:
+    async def serve_compare_and_set(self, request: kv_pb2.CompareAndSetRequest) -> kv_pb2.CompareAndSetResponse:
         """Validate and compare-and-set."""
 
         async def call() -> CasResult:
@@ -228,7 +229,7 @@ class KVService(kv_pb2_grpc.KVServicer):
 
         return await self._serve("cas", kv_pb2.CompareAndSetResponse, call, respond)
 
-    async def Scan(self, request: kv_pb2.ScanRequest, context: Context) -> kv_pb2.ScanResponse:
+    async def serve_scan(self, request: kv_pb2.ScanRequest) -> kv_pb2.ScanResponse:
         """Validate bounds and limit; reply with at most MAX_SCAN_REPLY_BYTES of pairs."""
 
         async def call() -> kv_pb2.ScanResponse:
@@ -248,6 +249,66 @@ class KVService(kv_pb2_grpc.KVServicer):
             return _scan_reply(pairs, limit)
 
         return await self._serve("scan", kv_pb2.ScanResponse, call, lambda reply: reply)
+
+    # ------------------------------------------------------------ unary RPCs
+
+    async def Put(self, request: kv_pb2.PutRequest, context: Context) -> kv_pb2.PutResponse:
+        """See :meth:`serve_put`."""
+        return await self.serve_put(request)
+
+    async def Get(self, request: kv_pb2.GetRequest, context: Context) -> kv_pb2.GetResponse:
+        """See :meth:`serve_get`."""
+        return await self.serve_get(request)
+
+    async def Delete(self, request: kv_pb2.DeleteRequest, context: Context) -> kv_pb2.DeleteResponse:
+        """See :meth:`serve_delete`."""
+        return await self.serve_delete(request)
+
+    async def CompareAndSet(
+        self,
+        request: kv_pb2.CompareAndSetRequest,
+        context: Context,
+    ) -> kv_pb2.CompareAndSetResponse:
+        """See :meth:`serve_compare_and_set`."""
+        return await self.serve_compare_and_set(request)
+
+    async def Scan(self, request: kv_pb2.ScanRequest, context: Context) -> kv_pb2.ScanResponse:
+        """See :meth:`serve_scan`."""
+        return await self.serve_scan(request)
+
+    # ------------------------------------------------------------ pipeline
+
+    async def Pipeline(
+        self, request_iterator: AsyncIterator[kv_pb2.PipelineRequest], context: Context
+    ) -> AsyncIterator[kv_pb2.PipelineResponse]:
+        """Serve one client pipeline: run its calls concurrently, send replies in batches.
+
+        Every call goes through the same ``serve_*`` function as its unary RPC.
+        Replies go out in completion order: everything finished since the
+        previous message is one message (no timers). The stream ends once the
+        client has half-closed it and every accepted call has been answered; if
+        the stream is cancelled (client gone), its running calls are cancelled,
+        as gRPC cancels a unary handler whose client went away.
+        """
+        stream = PipelineStream(self)
+        reader = asyncio.create_task(stream.read(request_iterator))
+        try:
+            async for response in stream.replies():
+                yield response
+            await reader  # re-raise a reader failure, if any
+        finally:
+            await stream.cancel(reader)
+
+    def pipeline_operation(self, kind: str) -> Callable[[Any], Awaitable[Message]]:
+        """The ``serve_*`` function for a PipelineCall's ``request`` field name."""
+        ops: dict[str, Callable[[Any], Awaitable[Message]]] = {
+            "put": self.serve_put,
+            "get": self.serve_get,
+            "delete": self.serve_delete,
+            "compare_and_set": self.serve_compare_and_set,
+            "scan": self.serve_scan,
+        }
+        return ops[kind]
 
     async def Status(self, request: kv_pb2.StatusRequest, context: Context) -> kv_pb2.StatusResponse:
         """Report the backend's status (answered even while shutting down)."""
@@ -305,6 +366,132 @@ class KVService(kv_pb2_grpc.KVServicer):
             self.shutting_down = True
             self._trace("shutdown_requested", grace_seconds=grace_seconds, in_flight=self.in_flight)
             self._on_shutdown(grace_seconds)
+
+
+# Response class of each PipelineCall ``request`` field (the reply's field of the same name).
+PIPELINE_RESPONSE_TYPES: dict[str, type[Message]] = {
+    "put": kv_pb2.PutResponse,
+    "get": kv_pb2.GetResponse,
+    "delete": kv_pb2.DeleteResponse,
+    "compare_and_set": kv_pb2.CompareAndSetResponse,
+    "scan": kv_pb2.ScanResponse,
+}
+
+# A reply batch is sent once it holds this many bytes. Every single reply is
+# below MAX_SCAN_REPLY_BYTES plus a little framing (8 MiB + ~0.1 MiB), so a
+# batch stays below MAX_MESSAGE_BYTES (16 MiB) whatever it holds.
+_BATCH_FLUSH_BYTES = limits.MAX_MESSAGE_BYTES // 2
+
+
+class PipelineStream:
+    """The node's state for one Pipeline stream: its running calls and its finished replies.
+
+    Call rules: :meth:`read` runs as one task, :meth:`replies` is iterated by
+    the stream's handler (the writer), :meth:`cancel` is called once at the end.
+
+    Invariants: ``0 <= in_flight <= MAX_PIPELINE_CALLS_IN_FLIGHT``; every
+    accepted call produces exactly one reply, appended to ``done``; the writer
+    finishes only after reading has ended and ``in_flight == 0`` and ``done``
+    is empty.
+    """
+
+    def __init__(self, service: KVService) -> None:
+        self.service = service
+        self.in_flight = 0
+        self.done: list[kv_pb2.PipelineReply] = []
+        self.reading = True
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wakeup = asyncio.Event()
+
+    def check_invariants(self) -> None:
+        """Check the class invariants (tests call this)."""
+        invariant(0 <= self.in_flight <= limits.MAX_PIPELINE_CALLS_IN_FLIGHT, "in-flight calls within the limit")
+        invariant(len(self._tasks) >= self.in_flight, "every in-flight call has a task")
+
+    async def read(self, requests: AsyncIterator[kv_pb2.PipelineRequest]) -> None:
+        """Start every call of every incoming batch, until the client half-closes."""
+        try:
+            async for batch in requests:
+                for call in batch.calls:
+                    self.start(call)
+        finally:
+            self.reading = False
+            self._wakeup.set()
+
+    def start(self, call: kv_pb2.PipelineCall) -> None:
+        """Run one call in its own task, or answer it at once (malformed, over the limit)."""
+        kind = call.WhichOneof("request")
+        if kind is None:
+            refusal = errors.InvalidArgument("pipeline call has no request (put, get, delete, compare_and_set, scan)")
+            self.finish(kv_pb2.PipelineReply(id=call.id, error=error_to_proto(refusal)))
+        elif self.in_flight >= limits.MAX_PIPELINE_CALLS_IN_FLIGHT:
+            overload = errors.Unavailable(
+                f"too many calls in flight on this pipeline (limit {limits.MAX_PIPELINE_CALLS_IN_FLIGHT}); retry later"
+            )
+            response = _error_reply(PIPELINE_RESPONSE_TYPES[kind], overload)
+            self.finish(_pipeline_reply(call.id, kind, response))
+        else:
+            self.in_flight += 1
+            task = asyncio.create_task(self._run(call.id, kind, getattr(call, kind)))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, call_id: int, kind: str, request: Message) -> None:
+        try:
+            response = await self.service.pipeline_operation(kind)(request)
+            reply = _pipeline_reply(call_id, kind, response)
+        except Exception as exc:  # a bug past serve_*'s own net: answer as the unary path would
+            self.service._trace("internal_error", op=f"pipeline {kind}", error=repr(exc))
+            bug = errors.OutcomeUnknown(f"internal error in pipeline {kind}: {type(exc).__name__}: {exc}")
+            reply = kv_pb2.PipelineReply(id=call_id, error=error_to_proto(bug))
+        finally:
+            self.in_flight -= 1
+        self.finish(reply)
+
+    def finish(self, reply: kv_pb2.PipelineReply) -> None:
+        """Queue one reply for the writer."""
+        self.done.append(reply)
+        self._wakeup.set()
+
+    async def replies(self) -> AsyncIterator[kv_pb2.PipelineResponse]:
+        """Batches of finished replies, each everything finished since the previous one."""
+        while self.reading or self.in_flight or self.done:
+            if not self.done:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            batch, self.done = self.done, []
+            for chunk in _split_replies(batch):
+                yield kv_pb2.PipelineResponse(replies=chunk)
+
+    async def cancel(self, reader: asyncio.Task[None]) -> None:
+        """Stop reading and cancel the calls still running (the stream is over)."""
+        tasks = [reader, *self._tasks]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _pipeline_reply(call_id: int, kind: str, response: Message) -> kv_pb2.PipelineReply:
+    """The PipelineReply answering call ``call_id`` of kind ``kind`` with ``response``."""
+    reply = kv_pb2.PipelineReply(id=call_id)
+    getattr(reply, kind).CopyFrom(response)
+    return reply
+
+
+def _split_replies(batch: list[kv_pb2.PipelineReply]) -> list[list[kv_pb2.PipelineReply]]:
+    """Cut a batch into messages of about _BATCH_FLUSH_BYTES (one chunk in the common case)."""
+    if len(batch) <= 8 and not any(r.HasField("scan") for r in batch):
+        return [batch]  # other replies are below 1.1 MiB each: 8 of them fit in any message
+    chunks: list[list[kv_pb2.PipelineReply]] = [[]]
+    size = 0
+    for reply in batch:
+        if size >= _BATCH_FLUSH_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(reply)
+        size += reply.ByteSize()
+    return chunks
 
 
 def _scan_reply(pairs: list[tuple[bytes, bytes]], limit: int) -> kv_pb2.ScanResponse:

@@ -723,3 +723,167 @@ class InjectFaultsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___InjectFaultsResponse: _TypeAlias = InjectFaultsResponse  # noqa: Y015
+
+@_typing.final
+class PipelineCall(_message.Message):
+    """One call of a pipeline: an id chosen by the client and one data request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    PUT_FIELD_NUMBER: _builtins.int
+    GET_FIELD_NUMBER: _builtins.int
+    DELETE_FIELD_NUMBER: _builtins.int
+    COMPARE_AND_SET_FIELD_NUMBER: _builtins.int
+    SCAN_FIELD_NUMBER: _builtins.int
+    id: _builtins.int
+    """The client's id of this call, echoed in its reply; unique among the
+    stream's unanswered calls.
+    """
+    @_builtins.property
+    def put(self) -> Global___PutRequest:
+        """A Put."""
+
+    @_builtins.property
+    def get(self) -> Global___GetRequest:
+        """A Get."""
+
+    @_builtins.property
+    def delete(self) -> Global___DeleteRequest:
+        """A Delete."""
+
+    @_builtins.property
+    def compare_and_set(self) -> Global___CompareAndSetRequest:
+        """A CompareAndSet."""
+
+    @_builtins.property
+    def scan(self) -> Global___ScanRequest:
+        """A Scan."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.int = ...,
+        put: Global___PutRequest | None = ...,
+        get: Global___GetRequest | None = ...,
+        delete: Global___DeleteRequest | None = ...,
+        compare_and_set: Global___CompareAndSetRequest | None = ...,
+        scan: Global___ScanRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["compare_and_set", b"compare_and_set", "delete", b"delete", "get", b"get", "put", b"put", "request", b"request", "scan", b"scan"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["compare_and_set", b"compare_and_set", "delete", b"delete", "get", b"get", "id", b"id", "put", b"put", "request", b"request", "scan", b"scan"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_request: _TypeAlias = _typing.Literal["put", "get", "delete", "compare_and_set", "scan"]  # noqa: Y015
+    _WhichOneofArgType_request: _TypeAlias = _typing.Literal["request", b"request"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_request) -> _WhichOneofReturnType_request | None: ...
+
+Global___PipelineCall: _TypeAlias = PipelineCall  # noqa: Y015
+
+@_typing.final
+class PipelineRequest(_message.Message):
+    """A batch of calls, sent as one stream message."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CALLS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def calls(self) -> _containers.RepeatedCompositeFieldContainer[Global___PipelineCall]:
+        """The calls, run concurrently by the node (a get does not wait for a put)."""
+
+    def __init__(
+        self,
+        *,
+        calls: _abc.Iterable[Global___PipelineCall] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calls", b"calls"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PipelineRequest: _TypeAlias = PipelineRequest  # noqa: Y015
+
+@_typing.final
+class PipelineReply(_message.Message):
+    """The reply to one PipelineCall."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    PUT_FIELD_NUMBER: _builtins.int
+    GET_FIELD_NUMBER: _builtins.int
+    DELETE_FIELD_NUMBER: _builtins.int
+    COMPARE_AND_SET_FIELD_NUMBER: _builtins.int
+    SCAN_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    id: _builtins.int
+    """The id of the call this answers."""
+    @_builtins.property
+    def put(self) -> Global___PutResponse:
+        """Answer to a put call."""
+
+    @_builtins.property
+    def get(self) -> Global___GetResponse:
+        """Answer to a get call."""
+
+    @_builtins.property
+    def delete(self) -> Global___DeleteResponse:
+        """Answer to a delete call."""
+
+    @_builtins.property
+    def compare_and_set(self) -> Global___CompareAndSetResponse:
+        """Answer to a compare_and_set call."""
+
+    @_builtins.property
+    def scan(self) -> Global___ScanResponse:
+        """Answer to a scan call."""
+
+    @_builtins.property
+    def error(self) -> Global___Error:
+        """Refusal of a call with no request."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.int = ...,
+        put: Global___PutResponse | None = ...,
+        get: Global___GetResponse | None = ...,
+        delete: Global___DeleteResponse | None = ...,
+        compare_and_set: Global___CompareAndSetResponse | None = ...,
+        scan: Global___ScanResponse | None = ...,
+        error: Global___Error | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["compare_and_set", b"compare_and_set", "delete", b"delete", "error", b"error", "get", b"get", "put", b"put", "response", b"response", "scan", b"scan"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["compare_and_set", b"compare_and_set", "delete", b"delete", "error", b"error", "get", b"get", "id", b"id", "put", b"put", "response", b"response", "scan", b"scan"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_response: _TypeAlias = _typing.Literal["put", "get", "delete", "compare_and_set", "scan", "error"]  # noqa: Y015
+    _WhichOneofArgType_response: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_response) -> _WhichOneofReturnType_response | None: ...
+
+Global___PipelineReply: _TypeAlias = PipelineReply  # noqa: Y015
+
+@_typing.final
+class PipelineResponse(_message.Message):
+    """A batch of replies: every call finished since the node's previous message."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPLIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def replies(self) -> _containers.RepeatedCompositeFieldContainer[Global___PipelineReply]:
+        """The replies, in completion order."""
+
+    def __init__(
+        self,
+        *,
+        replies: _abc.Iterable[Global___PipelineReply] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["replies", b"replies"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PipelineResponse: _TypeAlias = PipelineResponse  # noqa: Y015

@@ -75,6 +75,11 @@ class KVStub:
                 request_serializer=kvstore_dot_wire_dot_kv__pb2.InjectFaultsRequest.SerializeToString,
                 response_deserializer=kvstore_dot_wire_dot_kv__pb2.InjectFaultsResponse.FromString,
                 _registered_method=True)
+        self.Pipeline = channel.stream_stream(
+                '/kvstore.v1.KV/Pipeline',
+                request_serializer=kvstore_dot_wire_dot_kv__pb2.PipelineRequest.SerializeToString,
+                response_deserializer=kvstore_dot_wire_dot_kv__pb2.PipelineResponse.FromString,
+                _registered_method=True)
 
 
 class KVServicer:
@@ -139,6 +144,19 @@ class KVServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Pipeline(self, request_iterator, context):
+        """Many data calls over one stream (the client's default path). Each
+        PipelineRequest carries a batch of calls, each PipelineResponse a batch of
+        replies, matched by `id`; replies come in completion order, not request
+        order. A call is validated and answered exactly as its unary RPC would be
+        (its reply's `error` field carries refusals), so a stream only breaks when
+        the connection does. At most MAX_PIPELINE_CALLS_IN_FLIGHT unanswered calls
+        per stream; a call beyond that is refused with UNAVAILABLE (definite).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_KVServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -181,6 +199,11 @@ def add_KVServicer_to_server(servicer, server):
                     servicer.InjectFaults,
                     request_deserializer=kvstore_dot_wire_dot_kv__pb2.InjectFaultsRequest.FromString,
                     response_serializer=kvstore_dot_wire_dot_kv__pb2.InjectFaultsResponse.SerializeToString,
+            ),
+            'Pipeline': grpc.stream_stream_rpc_method_handler(
+                    servicer.Pipeline,
+                    request_deserializer=kvstore_dot_wire_dot_kv__pb2.PipelineRequest.FromString,
+                    response_serializer=kvstore_dot_wire_dot_kv__pb2.PipelineResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -400,6 +423,33 @@ class KV:
             '/kvstore.v1.KV/InjectFaults',
             kvstore_dot_wire_dot_kv__pb2.InjectFaultsRequest.SerializeToString,
             kvstore_dot_wire_dot_kv__pb2.InjectFaultsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Pipeline(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/kvstore.v1.KV/Pipeline',
+            kvstore_dot_wire_dot_kv__pb2.PipelineRequest.SerializeToString,
+            kvstore_dot_wire_dot_kv__pb2.PipelineResponse.FromString,
             options,
             channel_credentials,
             insecure,

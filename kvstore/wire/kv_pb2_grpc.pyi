@@ -63,6 +63,15 @@ class KVStub:
     (the fault seam of the test harness). Refused unless the node's config
     sets [testing] allow_fault_injection = true.
     """
+    Pipeline: _grpc.StreamStreamMultiCallable[_kv_pb2.PipelineRequest, _kv_pb2.PipelineResponse]
+    """Many data calls over one stream (the client's default path). Each
+    PipelineRequest carries a batch of calls, each PipelineResponse a batch of
+    replies, matched by `id`; replies come in completion order, not request
+    order. A call is validated and answered exactly as its unary RPC would be
+    (its reply's `error` field carries refusals), so a stream only breaks when
+    the connection does. At most MAX_PIPELINE_CALLS_IN_FLIGHT unanswered calls
+    per stream; a call beyond that is refused with UNAVAILABLE (definite).
+    """
 
 @_typing.type_check_only
 class KVAsyncStub(KVStub):
@@ -87,6 +96,15 @@ class KVAsyncStub(KVStub):
     """Testing only: make this node's peer transport drop or delay Raft messages
     (the fault seam of the test harness). Refused unless the node's config
     sets [testing] allow_fault_injection = true.
+    """
+    Pipeline: _aio.StreamStreamMultiCallable[_kv_pb2.PipelineRequest, _kv_pb2.PipelineResponse]  # type: ignore[assignment]
+    """Many data calls over one stream (the client's default path). Each
+    PipelineRequest carries a batch of calls, each PipelineResponse a batch of
+    replies, matched by `id`; replies come in completion order, not request
+    order. A call is validated and answered exactly as its unary RPC would be
+    (its reply's `error` field carries refusals), so a stream only breaks when
+    the connection does. At most MAX_PIPELINE_CALLS_IN_FLIGHT unanswered calls
+    per stream; a call beyond that is refused with UNAVAILABLE (definite).
     """
 
 class KVServicer(metaclass=_abc_1.ABCMeta):
@@ -157,6 +175,21 @@ class KVServicer(metaclass=_abc_1.ABCMeta):
         """Testing only: make this node's peer transport drop or delay Raft messages
         (the fault seam of the test harness). Refused unless the node's config
         sets [testing] allow_fault_injection = true.
+        """
+
+    @_abc_1.abstractmethod
+    def Pipeline(
+        self,
+        request_iterator: _MaybeAsyncIterator[_kv_pb2.PipelineRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_kv_pb2.PipelineResponse], _abc.AsyncIterator[_kv_pb2.PipelineResponse]]:
+        """Many data calls over one stream (the client's default path). Each
+        PipelineRequest carries a batch of calls, each PipelineResponse a batch of
+        replies, matched by `id`; replies come in completion order, not request
+        order. A call is validated and answered exactly as its unary RPC would be
+        (its reply's `error` field carries refusals), so a stream only breaks when
+        the connection does. At most MAX_PIPELINE_CALLS_IN_FLIGHT unanswered calls
+        per stream; a call beyond that is refused with UNAVAILABLE (definite).
         """
 
 def add_KVServicer_to_server(servicer: KVServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
