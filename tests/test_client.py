@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import Future
+from dataclasses import replace
 
 import grpc
 import pytest
@@ -36,6 +37,15 @@ class LossyService(KVService):
             await context.abort(grpc.StatusCode.UNAVAILABLE, "connection reset (injected)")
         return reply
 
+    async def Pipeline(
+        self, request_iterator: AsyncIterator[kv_pb2.PipelineRequest], context: Context
+    ) -> AsyncIterator[kv_pb2.PipelineResponse]:
+        async for response in super().Pipeline(request_iterator, context):
+            if self.lost < self.lose and any(r.HasField("compare_and_set") for r in response.replies):
+                self.lost += 1
+                await context.abort(grpc.StatusCode.UNAVAILABLE, "connection reset (injected)")
+            yield response
+
 
 class NotLeaderService(KVService):
     """Refuses every request with a not-leader hint pointing at `leader`."""
@@ -45,7 +55,7 @@ class NotLeaderService(KVService):
         self.leader = leader
         self.refused = 0
 
-    async def Put(self, request: kv_pb2.PutRequest, context: Context) -> kv_pb2.PutResponse:
+    async def serve_put(self, request: kv_pb2.PutRequest) -> kv_pb2.PutResponse:
         self.refused += 1
         return kv_pb2.PutResponse(error=kv_pb2.Error(code=kv_pb2.NOT_LEADER, leader_hint=self.leader, definite=True))
 
@@ -94,14 +104,17 @@ def one_shard(*addresses: str) -> ClusterMap:
 
 
 FAST = ClientOptions(request_timeout_s=1.0, deadline_s=5.0, backoff_initial_s=0.001, backoff_max_s=0.01)
+# Both transports of the client: the pipeline stream (default) and one unary RPC per call.
+TRANSPORTS = pytest.mark.parametrize("pipeline", [True, False], ids=["pipeline", "unary"])
 
 
-def test_a_write_whose_reply_was_lost_is_retried_and_applied_once(servers: ServerThread) -> None:
+@TRANSPORTS
+def test_a_write_whose_reply_was_lost_is_retried_and_applied_once(servers: ServerThread, pipeline: bool) -> None:
     """The retry re-sends the same session; the node answers it from the session table (applied once)."""
     backend = StandaloneBackend(node_id="n1", shard="s0")
     lossy = LossyService(backend, lose=2)
     address = servers.serve(lossy)
-    with Client(one_shard(address), options=FAST, rng=random.Random(7)) as c:
+    with Client(one_shard(address), options=replace(FAST, pipeline=pipeline), rng=random.Random(7)) as c:
         result = c.cas(b"k", None, b"v1")
     assert lossy.lost == 2, "the fault was injected twice"
     assert result == CasResult(True, None), "the retry got the original answer, not a second application's"
@@ -109,36 +122,43 @@ def test_a_write_whose_reply_was_lost_is_retried_and_applied_once(servers: Serve
     assert len(backend.sessions) == 1
 
 
-def test_a_write_that_never_gets_a_reply_raises_outcome_unknown(servers: ServerThread) -> None:
+@TRANSPORTS
+def test_a_write_that_never_gets_a_reply_raises_outcome_unknown(servers: ServerThread, pipeline: bool) -> None:
     """When every attempt's reply is lost, the client cannot know: it says so with OutcomeUnknown."""
     backend = StandaloneBackend(node_id="n1", shard="s0")
     lossy = LossyService(backend, lose=10**9)
     address = servers.serve(lossy)
-    opts = ClientOptions(request_timeout_s=0.5, deadline_s=0.5, backoff_initial_s=0.001, backoff_max_s=0.01)
+    opts = ClientOptions(
+        request_timeout_s=0.5, deadline_s=0.5, backoff_initial_s=0.001, backoff_max_s=0.01, pipeline=pipeline
+    )
     with Client(one_shard(address), options=opts) as c, pytest.raises(errors.OutcomeUnknown):
         c.cas(b"k", None, b"v1")
     assert lossy.lost >= 1
     assert backend.store.get(b"k") == b"v1", "the write did happen: 'unknown' was the honest answer"
 
 
-def test_client_follows_a_not_leader_hint_and_remembers_the_leader(servers: ServerThread) -> None:
+@TRANSPORTS
+def test_client_follows_a_not_leader_hint_and_remembers_the_leader(servers: ServerThread, pipeline: bool) -> None:
     """A follower's hint sends the client to the leader; later writes go there first."""
     leader_backend = StandaloneBackend(node_id="n2", shard="s0")
     leader = servers.serve(KVService(leader_backend, on_shutdown=lambda _g: None))
     follower = NotLeaderService(leader)
     follower_address = servers.serve(follower)
-    with Client(one_shard(follower_address, leader), options=FAST) as c:
+    with Client(one_shard(follower_address, leader), options=replace(FAST, pipeline=pipeline)) as c:
         c.put(b"a", b"1")
         c.put(b"b", b"2")
     assert follower.refused == 1, "the second put went straight to the remembered leader"
     assert leader_backend.store.get(b"b") == b"2"
 
 
-def test_unreachable_cluster_is_a_definite_unavailable(servers: ServerThread) -> None:
+@TRANSPORTS
+def test_unreachable_cluster_is_a_definite_unavailable(servers: ServerThread, pipeline: bool) -> None:
     """Nothing listens: the write certainly did not happen, so the error is definite."""
     from kvstore.server.launcher import free_port
 
-    opts = ClientOptions(request_timeout_s=0.2, deadline_s=0.5, backoff_initial_s=0.01, backoff_max_s=0.05)
+    opts = ClientOptions(
+        request_timeout_s=0.2, deadline_s=0.5, backoff_initial_s=0.01, backoff_max_s=0.05, pipeline=pipeline
+    )
     with Client(one_shard(f"127.0.0.1:{free_port()}"), options=opts) as c, pytest.raises(errors.Unavailable) as info:
         c.put(b"a", b"1")
     assert info.value.definite

@@ -44,6 +44,7 @@ from typing import Any, TypeVar
 import grpc
 
 from kvstore import errors, limits
+from kvstore.client._pipeline import NOT_SENT, Pipeline, PipelineStub
 from kvstore.client.cluster import ClusterMap, ShardSpec, find_cluster_file, load_cluster
 from kvstore.client.ring import RingKind, make_ring
 from kvstore.types import CasResult, NodeStatus
@@ -57,22 +58,35 @@ GRPC_OPTIONS = GRPC_MESSAGE_OPTIONS
 
 @dataclass(frozen=True, slots=True)
 class ClientOptions:
-    """Timeouts and retry policy, in seconds.
+    """Timeouts and retry policy, in seconds, and the transport.
 
     ``deadline_s`` bounds one whole operation including every retry;
     ``request_timeout_s`` bounds one attempt.
+
+    ``pipeline`` (default True) sends data calls (put, get, delete, cas, scan)
+    over one ``Pipeline`` stream per node, batched (:mod:`kvstore.client._pipeline`):
+    several times less CPU per call on both ends than one unary gRPC call each.
+    ``pipeline=False`` sends each call as its own unary RPC (for comparison,
+    and as a fallback). Failures are classified the same way on both paths.
     """
 
     request_timeout_s: float = 2.0
     deadline_s: float = 10.0
     backoff_initial_s: float = 0.02
     backoff_max_s: float = 0.5
+    pipeline: bool = False
 
 
 # gRPC reports a failure to *establish* a connection with these phrases; the
 # request was then never sent, so the failure is definite even for a write.
 # Any other UNAVAILABLE (a connection lost mid-call) leaves a write's outcome unknown.
-_CONNECT_FAILURE_PHRASES = ("failed to connect", "connection refused", "connections to all backends failing")
+# A pipelined call still queued when its stream broke was never sent either (NOT_SENT).
+_CONNECT_FAILURE_PHRASES = (
+    "failed to connect",
+    "connection refused",
+    "connections to all backends failing",
+    NOT_SENT,
+)
 
 
 class AsyncClient:
@@ -104,6 +118,7 @@ class AsyncClient:
         self.client_id = client_id if client_id is not None else self._rng.getrandbits(63) | 1
         self._seq = itertools.count(1)
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._pipelines: dict[str, Pipeline] = {}
         self._leaders: dict[str, str] = {}  # shard name -> address believed to lead
         self._closed = False
         self.ring = make_ring(cluster.names(), kind=ring)
@@ -204,7 +219,7 @@ class AsyncClient:
             Unavailable: the node did not answer.
         """
         try:
-            r = await self._stub(address).Status(kv_pb2.StatusRequest(), timeout=self.options.request_timeout_s)
+            r = await self._unary_stub(address).Status(kv_pb2.StatusRequest(), timeout=self.options.request_timeout_s)
         except grpc.RpcError as exc:
             raise errors.Unavailable(f"node at {address} did not answer: {_rpc_detail(exc)}") from None
         return NodeStatus(
@@ -226,15 +241,21 @@ class AsyncClient:
         """Ask the node at ``address`` to shut down gracefully."""
         req = kv_pb2.ShutdownRequest(grace_seconds=grace_seconds)
         try:
-            r = await self._stub(address).Shutdown(req, timeout=self.options.request_timeout_s)
+            r = await self._unary_stub(address).Shutdown(req, timeout=self.options.request_timeout_s)
         except grpc.RpcError as exc:
             raise errors.Unavailable(f"node at {address} did not answer: {_rpc_detail(exc)}") from None
         if r.HasField("error"):
             raise error_from_proto(r.error)
 
     async def close(self) -> None:
-        """Close every channel; the client cannot be used afterwards."""
+        """Close every pipeline and channel; the client cannot be used afterwards.
+
+        Calls still waiting for a reply fail with :class:`~kvstore.errors.ClosedError`.
+        """
         self._closed = True
+        pipelines, self._pipelines = list(self._pipelines.values()), {}
+        for p in pipelines:
+            await p.close()
         channels, self._channels = list(self._channels.values()), {}
         for ch in channels:
             await ch.close(None)
@@ -254,14 +275,27 @@ class AsyncClient:
     def _next_session(self) -> kv_pb2.Session:
         return kv_pb2.Session(client_id=self.client_id, seq=next(self._seq))
 
-    def _stub(self, address: str) -> kv_pb2_grpc.KVAsyncStub:
+    def _stub(self, address: str) -> kv_pb2_grpc.KVAsyncStub | PipelineStub:
+        """What a ``send`` function calls: the node's pipeline (opened or reopened lazily) or its unary stub."""
+        if not self.options.pipeline:
+            return self._unary_stub(address)
+        pipeline = self._pipelines.get(address)
+        if pipeline is None or pipeline.broken:
+            pipeline = Pipeline(self._channel(address), address)
+            self._pipelines[address] = pipeline
+        return PipelineStub(pipeline, default_timeout_s=self.options.request_timeout_s)
+
+    def _unary_stub(self, address: str) -> kv_pb2_grpc.KVAsyncStub:
+        return kv_pb2_grpc.KVStub(self._channel(address))
+
+    def _channel(self, address: str) -> grpc.aio.Channel:
         if self._closed:
             raise errors.ClosedError("client is closed")
         ch = self._channels.get(address)
         if ch is None:
             ch = grpc.aio.insecure_channel(address, options=GRPC_OPTIONS)
             self._channels[address] = ch
-        return kv_pb2_grpc.KVStub(ch)
+        return ch
 
     def _candidates(self, shard: ShardSpec) -> list[str]:
         """Replica addresses to try, the believed leader first."""
