@@ -74,7 +74,7 @@ class ClientOptions:
     deadline_s: float = 10.0
     backoff_initial_s: float = 0.02
     backoff_max_s: float = 0.5
-    pipeline: bool = False
+    pipeline: bool = True
 
 
 # gRPC reports a failure to *establish* a connection with these phrases; the
