@@ -208,3 +208,67 @@ def test_async_client_has_the_same_methods_and_results(servers: ServerThread) ->
         sync_sig = inspect.signature(getattr(Client, name))
         async_sig = inspect.signature(getattr(AsyncClient, name))
         assert list(sync_sig.parameters) == list(async_sig.parameters), name
+
+
+class StuckService(KVService):
+    """Accepts puts and never answers them (a node stuck in a long fsync)."""
+
+    def __init__(self) -> None:
+        super().__init__(StandaloneBackend(node_id="n1", shard="s0"), on_shutdown=lambda _g: None)
+        self.received = 0
+
+    async def serve_put(self, request: kv_pb2.PutRequest) -> kv_pb2.PutResponse:
+        self.received += 1
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+def test_close_fails_calls_in_flight_and_leaves_no_task_or_channel_behind(servers: ServerThread) -> None:
+    """close() answers a pending pipelined call with ClosedError and leaves no task, pipeline or channel."""
+    stuck = StuckService()
+    address = servers.serve(stuck)
+
+    async def run() -> None:
+        c = AsyncClient(one_shard(address), options=FAST)
+        assert await c.get(b"a") is None, "the pipeline is open"
+        pending = asyncio.ensure_future(c.put(b"a", b"1"))
+        while stuck.received == 0:
+            await asyncio.sleep(0.001)
+        own_tasks = list(c._pipelines[address]._tasks)
+        assert len(own_tasks) == 2, "a sender and a receiver"
+        await c.close()
+        with pytest.raises(errors.ClosedError):
+            await pending
+        assert c._pipelines == {} and c._channels == {}
+        assert all(t.done() for t in own_tasks), "the sender and receiver tasks ended"
+        # gRPC's own per-call status task may still be waiting for the core; no task of kvstore's is left.
+        assert [t for t in asyncio.all_tasks() if "/kvstore/" in _coroutine_file(t)] == []
+        with pytest.raises(errors.ClosedError):
+            await c.get(b"a")
+
+    asyncio.run(run())
+
+
+def test_a_timed_out_pipelined_read_is_unavailable_and_the_pipeline_stays_usable(servers: ServerThread) -> None:
+    """A call past its timeout fails alone (DEADLINE_EXCEEDED -> Unavailable for a read); later calls still work."""
+    stuck = StuckService()
+    address = servers.serve(stuck)
+    opts = ClientOptions(request_timeout_s=0.2, deadline_s=0.2)
+
+    async def run() -> None:
+        async with AsyncClient(one_shard(address), options=opts) as c:
+            req = kv_pb2.PutRequest(key=b"k", value=b"v")
+            with pytest.raises(errors.DeadlineExceeded):
+                await c._attempt(address, lambda stub, t: stub.Put(req, timeout=t), 0.2, write=True)
+            with pytest.raises(errors.Unavailable, match="DEADLINE_EXCEEDED"):
+                await c._attempt(address, lambda stub, t: stub.Put(req, timeout=t), 0.2, write=False)
+            assert await c.get(b"k") is None, "the same pipeline still answers"
+            assert not c._pipelines[address].broken
+
+    asyncio.run(run())
+
+
+def _coroutine_file(task: asyncio.Task[object]) -> str:
+    """The source file of a task's coroutine ("" for one written in C/Cython, as gRPC's are)."""
+    code = getattr(task.get_coro(), "cr_code", None)
+    return code.co_filename if code is not None else ""
