@@ -39,6 +39,7 @@ PATTERN_HASH_BITS = 16  # low bits of the hash that choose a key's bit pattern (
 _PATTERN_MASK = (1 << PATTERN_HASH_BITS) - 1
 _BLOCK_ALL = (1 << FILTER_BLOCK_BITS) - 1
 _MASKS: dict[int, list[int]] = {}  # k -> the 65,536 probe masks (built on first use, then shared)
+_BASES: dict[int, list[int]] = {}  # k -> the 128 masks with a = 0 (see probe_bases)
 
 
 def key_hash(key: bytes) -> int:
@@ -108,6 +109,46 @@ def may_contain(filter_bytes: bytes, h: int) -> bool:
     m = masks[h & _PATTERN_MASK]
     return int.from_bytes(filter_bytes[at : at + FILTER_BLOCK_BYTES], "little") & m == m
     # END SOLUTION
+
+
+def probe_bases(k: int) -> list[int]:
+    """``bases[(h >> 9) % 128]``: the mask of :func:`probe_pattern` for ``a = 0`` (cached per ``k``).
+
+    ``probe_masks(k)[h & 0xFFFF]`` is this base mask rotated left by ``a = h % 512``.
+    """
+    bases = _BASES.get(k)
+    if bases is None:
+        invariant(1 <= k <= MAX_PROBES, "probe count within 1..MAX_PROBES")
+        bases = _BASES[k] = [sum(1 << p for p in probe_pattern(step << 9, k)) for step in range(128)]
+    return bases
+
+
+FilterProbe = tuple[list[int], int, list[int]]
+"""A filter prepared for fast probes: (doubled blocks, number of blocks, base masks); see :func:`prepare_probe`."""
+
+
+def prepare_probe(filter_bytes: bytes) -> FilterProbe:
+    """The filter in the form :meth:`Engine.get <kvstore.lsm.engine.Engine.get>` probes inline.
+
+    Each 512-bit block ``x`` becomes the 1024-bit integer ``x | x << 512``: shifted right by
+    ``a = h % 512``, its low 512 bits are ``x`` rotated right by ``a``, so the key's ``k`` bits
+    are all set exactly when ``(blocks[i] >> a) & base == base`` with ``base =
+    probe_bases(k)[(h >> 9) % 128]`` — the same answer as :func:`may_contain` (tested), from a
+    128-entry table that stays in the CPU cache instead of the 6 MB one, and with no slicing or
+    ``int.from_bytes`` per probe. Memory: about 160 bytes per 64-byte block (2.5× the filter).
+    REQUIRES: :func:`check_filter` passed.
+    """
+    n = (len(filter_bytes) - 1) >> 6
+    frm = int.from_bytes
+    blocks = [frm(filter_bytes[i : i + FILTER_BLOCK_BYTES], "little") for i in range(0, n << 6, FILTER_BLOCK_BYTES)]
+    return [x | (x << FILTER_BLOCK_BITS) for x in blocks], n, probe_bases(filter_bytes[-1])
+
+
+def probe_prepared(probe: FilterProbe, h: int) -> bool:
+    """:func:`may_contain` on a :func:`prepare_probe` result (the expression ``Engine.get`` inlines)."""
+    blocks, n, bases = probe
+    m = bases[(h >> 9) & 127]
+    return (blocks[(h * n) >> 32] >> (h & 511)) & m == m
 
 
 def check_filter(filter_bytes: bytes, path: str, offset: int) -> None:

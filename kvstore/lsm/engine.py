@@ -52,6 +52,7 @@ import posixpath
 import struct
 import threading
 import time
+import zlib
 from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
@@ -63,7 +64,6 @@ from kvstore import limits
 from kvstore.errors import ClosedError, CorruptionError, InvalidArgument, KVError, StorageError
 from kvstore.fs import FileSystem, OSFileSystem, WritableFile
 from kvstore.invariants import invariant
-from kvstore.lsm.bloom import key_hash, may_contain
 from kvstore.lsm.cache import BlockCache
 from kvstore.lsm.compaction import (
     Compaction,
@@ -80,6 +80,7 @@ from kvstore.lsm.sstable import Block, TableBuilder, TableReader
 from kvstore.lsm.wal import TOMBSTONE_LEN, WalWriter, decode_batch, encode_batch, read_records
 
 SyncMode = Literal["always", "batch", "never"]
+_key_hash = zlib.crc32  # bloom.key_hash without the call (test_engine checks that they agree)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +179,13 @@ class EngineStats:
         return sum(lv.bytes for lv in self.levels)
 
 
+_Probe = tuple[list[int], int, list[int], TableReader]
+
+
+def _probe(reader: TableReader) -> _Probe:
+    return (*reader.filter_probe, reader)
+
+
 @dataclass(frozen=True, slots=True)
 class _ReadState:
     """What readers look at; replaced whole, never changed in place."""
@@ -186,6 +194,10 @@ class _ReadState:
     imms: tuple[Memtable, ...]  # newest first
     l0: tuple[TableReader, ...]  # newest first
     levels: tuple[tuple[list[bytes], tuple[TableReader, ...]], ...]  # non-empty L1..: (largest keys, tables)
+    # The same tables for point reads: (filter blocks, block count, base masks, reader), see bloom.prepare_probe;
+    # L0 as (smallest, largest, probe); deeper levels as (largest keys, smallest keys, probes).
+    l0_probes: tuple[tuple[bytes, bytes, _Probe], ...]
+    level_probes: tuple[tuple[list[bytes], list[bytes], tuple[_Probe, ...]], ...]
 
 
 class WriteBatch:
@@ -462,14 +474,21 @@ class Engine:
     def _publish(self) -> None:
         """Replace the read state from the current fields. REQUIRES: ``_lock`` held (or no threads yet)."""
         levels = self._version.levels
+        readers = self._readers
+        deeper = [files for files in levels[1:] if files]  # a read bisects only levels that hold tables
         self._state = _ReadState(
             mem=self._mem,
             imms=self._imms,
-            l0=tuple(self._readers[f.number] for f in reversed(levels[0])),
-            levels=tuple(  # empty levels left out: a read bisects only levels that hold tables
-                ([f.largest for f in files], tuple(self._readers[f.number] for f in files))
-                for files in levels[1:]
-                if files
+            l0=tuple(readers[f.number] for f in reversed(levels[0])),
+            levels=tuple(([f.largest for f in files], tuple(readers[f.number] for f in files)) for files in deeper),
+            l0_probes=tuple((f.smallest, f.largest, _probe(readers[f.number])) for f in reversed(levels[0])),
+            level_probes=tuple(
+                (
+                    [f.largest for f in files],
+                    [f.smallest for f in files],
+                    tuple(_probe(readers[f.number]) for f in files),
+                )
+                for files in deeper
             ),
         )
 
@@ -501,22 +520,31 @@ class Engine:
             if v is not MISSING:
                 return v
         # The tables, inlined (this is the hot path of a read): L0 newest first, then one table
-        # per deeper level found by bisecting the level's largest keys. Bloom filter first.
+        # per deeper level found by bisecting the level's largest keys. A table whose key range
+        # misses the key is skipped (a level need not cover the whole key space); then the bloom
+        # filter, probed here rather than by a call: bloom.probe_prepared, which agrees with
+        # may_contain (tested).
         self._gets += 1
-        h = key_hash(key)
-        for reader in st.l0:
-            if may_contain(reader.filter_bytes, h):
+        h = _key_hash(key)
+        a = h & 511
+        b = (h >> 9) & 127
+        for lo, hi, (blocks, n, bases, reader) in st.l0_probes:
+            if not lo <= key <= hi:
+                continue
+            m = bases[b]
+            if (blocks[(h * n) >> 32] >> a) & m == m:
                 self._tables_searched += 1
                 v = reader.lookup(key)
                 if v is not MISSING:
                     return v
             else:
                 reader.bloom_negatives += 1
-        for largest, readers in st.levels:
+        for largest, smallest, probes in st.level_probes:
             i = bisect_left(largest, key)
-            if i < len(largest):
-                reader = readers[i]
-                if may_contain(reader.filter_bytes, h):
+            if i < len(largest) and smallest[i] <= key:
+                blocks, n, bases, reader = probes[i]
+                m = bases[b]
+                if (blocks[(h * n) >> 32] >> a) & m == m:
                     self._tables_searched += 1
                     v = reader.lookup(key)
                     if v is not MISSING:

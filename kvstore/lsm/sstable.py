@@ -39,7 +39,7 @@ from operator import add
 from kvstore.errors import CorruptionError
 from kvstore.fs import FileSystem, WritableFile
 from kvstore.invariants import invariant
-from kvstore.lsm.bloom import build_filter, check_filter, may_contain
+from kvstore.lsm.bloom import build_filter, check_filter, may_contain, prepare_probe
 from kvstore.lsm.cache import BlockCache
 from kvstore.lsm.memtable import MISSING, Sentinel
 
@@ -59,6 +59,7 @@ MAGIC = int.from_bytes(b"KVSSTBL1", "little")
 FORMAT_VERSION = 2  # 2: blocked bloom filters (version 1 tables had classic filters and are refused)
 HANDLE = struct.Struct("<QI")  # block offset u64, block size u32 (contents + trailer)
 _U32 = struct.Struct("<I")
+_U32x2 = struct.Struct("<II")
 # CRC-32 of any message followed by its own CRC-32 (little-endian) is this constant: checking a
 # sealed block is one crc32 call over the whole of it.
 CRC32_RESIDUE = 0x2144DF1C
@@ -455,6 +456,7 @@ class TableReader:
         self._filter = unseal_block(raw_filter, path, filter_off)
         check_filter(self._filter, path, filter_off)
         self.filter_bytes = self._filter  # the encoded bloom filter, for callers that probe it themselves
+        self.filter_probe = prepare_probe(self._filter)  # the same filter, as Engine.get probes it inline
         index = self._read_block(index_off, index_size)
         self.index_keys = index.keys
         try:
@@ -504,6 +506,37 @@ class TableReader:
                 blk.keys  # noqa: B018 - a block this hot is worth decoding once
         return blk
 
+    def block_or_raw(self, i: int) -> Block | bytes:
+        """Data block ``i`` for a point read: a :class:`Block` if cached or admitted, else its sealed bytes.
+
+        Like :meth:`block`, except that a block read from the file that the cache does not
+        admit (on random reads, most of them: it is used once) comes back as the raw sealed
+        bytes, length checked but *not yet verified*: the caller checks its CRC before using
+        any of it (see :meth:`lookup`), and building a :class:`Block` for one search is skipped.
+        """
+        key = (self.number, i)
+        cache = self._cache
+        blk = cache.get(key)
+        if blk is None:
+            off, size = self._handles[i]
+            raw = self._file.read_at(off, size)
+            if len(raw) != size:
+                raise CorruptionError(self.path, off, "block runs past the end of the file")
+            if not cache.admit(key):
+                return raw
+            blk = decode_block(raw, self.path, off)
+            n = len(blk.kinds)
+            cache.put(key, blk, size + blk._ends[n - 1] + 64 * n if n else size)
+        elif blk._keys is None:
+            blk.cache_hits += 1
+            if blk.cache_hits >= DECODE_AFTER_CACHE_HITS:
+                blk.keys  # noqa: B018 - a block this hot is worth decoding once
+        return blk
+
+    def block_offset(self, i: int) -> int:
+        """File offset of data block ``i`` (for error messages)."""
+        return int(self._handles[i][0])
+
     @property
     def block_count(self) -> int:
         """Number of data blocks."""
@@ -531,12 +564,43 @@ class TableReader:
     def lookup(self, key: bytes) -> bytes | Sentinel | None:
         """Like :meth:`get` without the bloom check (the caller already probed the filter).
 
-        Complexity: one bisect in the index, at most one block read, one bisect in the block.
+        A block that :meth:`block_or_raw` returns as sealed bytes (read once, not cached) is
+        searched where it lies: CRC-32 of the whole block against the residue, the entry
+        count, the two offsets that bound the key area, ``bytes.find`` of the key, and — when
+        the match starts at entry ``p // len(key)`` — that entry's key bounds, kind and value
+        bounds, each one ``struct`` read. No :class:`Block` is built. Anything else (damage,
+        keys of mixed lengths, a match straddling keys) goes through :func:`decode_block` and
+        :meth:`Block.find`, which raise or answer exactly.
+
+        Complexity: one bisect in the index, at most one block read, one search in the block.
         """
         # BEGIN SOLUTION lsm-sstable
-        i = bisect_left(self.index_keys, key)
-        if i < len(self.index_keys):
-            blk = self.block(i)
+        index = self.index_keys
+        i = bisect_left(index, key)
+        if i < len(index):
+            blk = self.block_or_raw(i)
+            if isinstance(blk, bytes):
+                raw = blk
+                s = len(raw) - TRAILER_BYTES  # contents end; raw[s] is the block type
+                if s >= 4 and zlib.crc32(raw) == CRC32_RESIDUE and raw[s] == BLOCK_TYPE_PLAIN:
+                    (n,) = _U32.unpack_from(raw, s - 4)
+                    t = s - 4 - 9 * n  # key_end[0..n-1], value_end[0..n-1], kind[0..n-1], n
+                    if n and t >= 0:
+                        (area,) = _U32.unpack_from(raw, t + 4 * n - 4)  # key_end[n-1]: the keys end there
+                        if _U32.unpack_from(raw, t + 8 * n - 4)[0] == t and area <= t:  # as decode_block checks
+                            p = raw.find(key, 0, area)
+                            if p < 0:
+                                self.bloom_false_positives += 1
+                                return MISSING
+                            j = p // len(key)
+                            if j < n:
+                                a, b = _U32x2.unpack_from(raw, t + 4 * j - 4) if j else (0, _U32.unpack_from(raw, t)[0])
+                                if a == p and b == p + len(key):
+                                    if raw[t + 8 * n + j] == KIND_TOMBSTONE:
+                                        return None
+                                    a, b = _U32x2.unpack_from(raw, t + 4 * (n + j) - 4)
+                                    return raw[a:b]
+                blk = decode_block(raw, self.path, self.block_offset(i))  # raises, or the general case
             j = blk.find(key)
             if j >= 0:
                 return blk.value_at(j)

@@ -281,3 +281,28 @@ def test_every_error_escaping_the_api_is_a_kverror(sim_fs: SimFileSystem) -> Non
         for call in bad_calls:
             with pytest.raises(KVError):
                 call()
+
+
+def test_engine_hashes_keys_as_the_bloom_filters_do(seed: int) -> None:
+    """Engine.get's inlined hash is bloom.key_hash, so its probes test the bits the filters set."""
+    from kvstore.lsm import engine
+    from kvstore.lsm.bloom import key_hash
+
+    rng = random.Random(seed)
+    keys = [rng.randbytes(rng.randrange(1, 40)) for _ in range(200)]
+    assert [engine._key_hash(k) for k in keys] == [key_hash(k) for k in keys]
+
+
+def test_reads_skip_tables_whose_key_range_misses_the_key(sim_fs: SimFileSystem) -> None:
+    """A key outside a table's [smallest, largest] is answered without probing that table's filter."""
+    with Engine.open("db", fs=sim_fs, **TINY_OPTIONS) as db:
+        for i in range(40):
+            db.put(b"m%03d" % i, b"v")
+        db.flush()
+        before = db.stats()
+        assert before.table_bytes > 0
+        assert [db.get(k) for k in (b"a", b"z", b"m", b"m039\x00")] == [None] * 4
+        after = db.stats()
+        assert after.bloom_negatives == before.bloom_negatives and after.tables_searched == before.tables_searched
+        assert db.get(b"m007") == b"v" and db.get(b"m0071") is None
+        assert db.stats().gets == after.gets + 2

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import random
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kvstore.fs import SimFileSystem
-from kvstore.lsm.bloom import build_filter, key_hash, may_contain
+from kvstore.lsm import sstable
+from kvstore.lsm.bloom import build_filter, key_hash, may_contain, prepare_probe, probe_prepared
 from kvstore.lsm.cache import BlockCache
 from kvstore.lsm.iterators import Run, coalesce_runs, merge_runs
 from kvstore.lsm.memtable import MISSING
@@ -173,3 +175,66 @@ def test_block_cache_admits_a_key_only_on_its_second_miss_within_a_bounded_windo
         assert not cache.admit((2, i))
     assert not cache.admit((2, 1))  # forgotten with the old window
     assert cache.admit((2, 64)) and len(cache._seen) == 1
+
+
+def test_prepared_bloom_probe_agrees_with_may_contain(seed: int) -> None:
+    """The probe Engine.get inlines (bloom.probe_prepared) answers exactly as may_contain, for every k."""
+    rng = random.Random(seed)
+    for bits_per_key in (1, 3, 10, 20, 44):
+        keys = [rng.randbytes(rng.randrange(1, 24)) for _ in range(rng.randrange(1, 700))]
+        f = build_filter(keys, bits_per_key)
+        probe = prepare_probe(f)
+        hashes = [key_hash(k) for k in keys] + [rng.getrandbits(32) for _ in range(3000)] + [0, 2**32 - 1]
+        answers = [may_contain(f, h) for h in hashes]
+        assert [probe_prepared(probe, h) for h in hashes] == answers
+        assert all(answers[: len(keys)]) and not all(answers), "both answers occur"
+
+
+def _lookup_read_once(fs: SimFileSystem, path: str, key: bytes) -> tuple[bytes | object | None, int]:
+    """A lookup on a fresh reader with no cache (the block is read once); also how many Blocks it decoded."""
+    reader = TableReader(fs, path, 1, BlockCache(capacity_bytes=0))
+    before = _DECODED[0]
+    try:
+        return reader.lookup(key), _DECODED[0] - before
+    finally:
+        reader.close()
+
+
+_DECODED = [0]
+
+
+def test_lookup_in_a_block_read_once_agrees_with_the_decoded_block(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Searching a block's sealed bytes in place finds every key, tombstones and absent keys like Block.find.
+
+    Fixed-length keys take the in-place path (no Block decoded: counted); keys of mixed lengths and
+    matches that straddle two keys fall back to decode_block + Block.find; all answers must equal
+    those of a reader whose blocks come decoded from the cache.
+    """
+    real_decode = sstable.decode_block
+
+    def counting_decode(raw: bytes, path: str, offset: int) -> sstable.Block:
+        _DECODED[0] += 1
+        return real_decode(raw, path, offset)
+
+    monkeypatch.setattr(sstable, "decode_block", counting_decode)
+    rng = random.Random(seed)
+    fs = SimFileSystem(seed=seed)
+    fixed = sorted({rng.randbytes(8) for _ in range(150)})
+    mixed = [b"ab", b"abab", b"b", b"bab", b"cd", b"cdcd", b"d"]
+    for name, keys in (("fixed.sst", fixed), ("mixed.sst", mixed)):
+        items = {k: None if i % 5 == 0 else b"v" + k for i, k in enumerate(keys)}
+        _write_table(fs, name, list(items.items()), block_size=200)
+        cached = TableReader(fs, name, 2, BlockCache(capacity_bytes=1 << 20))
+        in_place = 0
+        for key in keys + [b"ba", b"bc", b"abc", b"\x00" * 8] + [k[1:] + k[:1] for k in keys[:20]]:
+            expect = items.get(key, MISSING)
+            for _ in range(3):  # the second read of a block is admitted to the cache, the third a cache hit
+                assert cached.lookup(key) == expect, (name, key)
+            got, decoded = _lookup_read_once(fs, name, key)
+            assert got == expect, (name, key)
+            in_place += key in items and not decoded
+        cached.close()
+        if name == "fixed.sst":
+            assert in_place == len(keys), "every key of one length is found without decoding its block"
+        else:
+            assert 0 < in_place < len(keys), "mixed lengths: some keys need the general search"
