@@ -23,7 +23,10 @@ CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     # A node's only outgoing gRPC calls are to its peers: one long-lived stream each (plus snapshot calls).
     ("peer stream out (batches written)", ("PeerTransport._call", "PeerTransport._sender", "grpc/aio/_ca")),
     ("peer stream in (RaftService)", ("RaftService.", "PeerTransport.receive")),
-    ("client RPCs (KVService, ReplicatedBackend)", ("KVService.", "ReplicatedBackend.")),
+    (
+        "client RPCs (KVService, PipelineStream, ReplicatedBackend)",
+        ("KVService.", "PipelineStream.", "ReplicatedBackend."),
+    ),
     ("Raft core", ("RaftCore.",)),
     ("node loop glue (inbox, Ready cycle)", ("RaftNode.",)),
     ("engine background (flush, compaction)", ("Engine._background_loop",)),

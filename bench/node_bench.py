@@ -9,7 +9,10 @@ One asyncio load generator (this process) drives, one system at a time and with
 the same workloads:
 
 * **kvstore**: 3 ``kv node`` processes (default config: fsync on), through
-  ``kvstore.AsyncClient``, which routes to the leader;
+  ``kvstore.AsyncClient``, which routes to the leader and sends every call over
+  its pipeline stream (the client's default);
+* **kvstore-unary**: the same cluster and client with ``ClientOptions(pipeline=False)``:
+  one unary gRPC call per operation (to measure what the pipeline saves);
 * **etcd**: 3 members of Debian's ``etcd-server`` on 127.0.0.1 (fsync on: etcd's
   default), data in a temporary folder, through its gRPC API (``KV.Put``;
   ``KV.Range`` with ``serializable=false``, etcd's default, i.e. linearizable);
@@ -85,7 +88,7 @@ PERFORMANCE = REPO / "docs" / "PERFORMANCE.md"
 PLOT = REPO / "docs" / "perf" / "node.png"
 REQUIREMENTS = BENCH / "requirements-node-peers.txt"
 SECTION = re.compile(r"(<!-- BEGIN node -->\n)(.*?)(<!-- END node -->)", re.DOTALL)
-SYSTEMS = ("kvstore", "etcd", "pysyncobj")
+SYSTEMS = ("kvstore", "kvstore-unary", "etcd", "pysyncobj")
 
 KEY_BYTES = 16
 VALUE_BYTES = 100
@@ -248,6 +251,7 @@ class KvstoreSystem(System):
     """Three ``kv node`` processes with the default config (fsync on), started through LocalCluster."""
 
     name = "kvstore"
+    pipeline = True  # ClientOptions.pipeline of the load generator's client
 
     def start(self) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="kvbench-kvstore-", dir=self.work_dir))
@@ -256,7 +260,9 @@ class KvstoreSystem(System):
         self.cluster.up(timeout_s=START_TIMEOUT_S)
 
     def driver(self) -> Driver:
-        options = ClientOptions(request_timeout_s=REQUEST_TIMEOUT_S, deadline_s=REQUEST_TIMEOUT_S)
+        options = ClientOptions(
+            request_timeout_s=REQUEST_TIMEOUT_S, deadline_s=REQUEST_TIMEOUT_S, pipeline=self.pipeline
+        )
         return _KvstoreDriver(AsyncClient(self.cluster.map, options=options))
 
     def server_pids(self) -> list[int]:
@@ -273,6 +279,13 @@ class KvstoreSystem(System):
             self.cluster.down()
         if hasattr(self, "dir"):
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class KvstoreUnarySystem(KvstoreSystem):
+    """The kvstore cluster driven with one unary gRPC call per operation (``pipeline=False``)."""
+
+    name = "kvstore-unary"
+    pipeline = False
 
 
 @dataclass
@@ -335,7 +348,7 @@ class _EtcdApiDriver:
         return bytes(resp.kvs[0].value) if resp.kvs else None
 
     async def close(self) -> None:
-        await self.channel.close()
+        await self.channel.close(None)
 
 
 class EtcdSystem(_EtcdApiSystem):
@@ -708,7 +721,8 @@ def ratio_lines(rows: Sequence[Row], results: Sequence[PhaseResult]) -> list[str
 NOTES = [
     "Notes:",
     "- kvstore: 3 `kv node` processes, default config (fsync on), driven through `kvstore.AsyncClient` "
-    "(routes to the leader).",
+    "(routes to the leader; every call over the client's pipeline stream, batched with the other clients' calls). "
+    "kvstore-unary: the same with `ClientOptions(pipeline=False)`, one unary gRPC call per operation.",
     "- etcd: Debian `etcd-server` (3 members on 127.0.0.1, default settings: WAL fsync on, "
     "heartbeat 100 ms); gRPC `KV.Put` and `KV.Range` (`serializable=false`: linearizable), sent to the leader. "
     "Stubs are generated from a hand-written subset of etcd's `rpc.proto` (bench/_node_etcd.py).",
@@ -863,6 +877,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     processes = Processes()
     makers: dict[str, Callable[[], System]] = {
         "kvstore": lambda: KvstoreSystem(processes, work_dir),
+        "kvstore-unary": lambda: KvstoreUnarySystem(processes, work_dir),
         "etcd": lambda: EtcdSystem(processes, work_dir, stubs),
         "pysyncobj": lambda: PySyncObjSystem(processes, work_dir, stubs, stubs_dir, batch=args.pysyncobj_batch),
     }
@@ -890,7 +905,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = summarize(results)
     print()
     for r in rows:
-        print(f"{r.system:9} {r.workload.name:7} {r.ops_per_s:9,.0f} ops/s  p50 {r.p50_ms:7.2f}  p99 {r.p99_ms:7.2f}")
+        print(f"{r.system:13} {r.workload.name:7} {r.ops_per_s:9,.0f} ops/s  p50 {r.p50_ms:7.2f}  p99 {r.p99_ms:7.2f}")
     print("\n".join(ratio_lines(rows, results)))
     missing.update(
         {k: f"failed during the run ({v})" for k, v in failures.items() if not any(r.system == k for r in rows)}
