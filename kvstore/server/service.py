@@ -140,6 +140,7 @@ class KVService(kv_pb2_grpc.KVServicer):
         self.fault_injector = fault_injector
         self.shutting_down = False
         self.in_flight = 0
+        self._pipelines: set[PipelineStream] = set()
         self._on_shutdown = on_shutdown
         self._tracer = tracer
         self._clock = clock or (lambda: asyncio.get_running_loop().time())
@@ -286,18 +287,33 @@ class KVService(kv_pb2_grpc.KVServicer):
         Every call goes through the same ``serve_*`` function as its unary RPC.
         Replies go out in completion order: everything finished since the
         previous message is one message (no timers). The stream ends once the
-        client has half-closed it and every accepted call has been answered; if
-        the stream is cancelled (client gone), its running calls are cancelled,
-        as gRPC cancels a unary handler whose client went away.
+        client has half-closed it (or :meth:`end_pipelines` was called) and
+        every accepted call has been answered; if the stream is cancelled
+        (client gone), its running calls are cancelled, as gRPC cancels a unary
+        handler whose client went away.
         """
         stream = PipelineStream(self)
+        self._pipelines.add(stream)
         reader = asyncio.create_task(stream.read(request_iterator))
         try:
             async for response in stream.replies():
                 yield response
-            await reader  # re-raise a reader failure, if any
         finally:
+            self._pipelines.discard(stream)
             await stream.cancel(reader)
+
+    def end_pipelines(self) -> None:
+        """Make every open Pipeline stream end as soon as its accepted calls are answered.
+
+        For a node that is stopping: call it after :meth:`begin_shutdown` and
+        before stopping the gRPC server, whose grace period would otherwise be
+        spent waiting for streams that clients keep open. A call that reaches a
+        stream after it ended is not read; its client sees the stream end with
+        the call unanswered (for a write: outcome unknown, as for a unary call
+        cut off by a stopping server).
+        """
+        for stream in self._pipelines:
+            stream.end()
 
     def pipeline_operation(self, kind: str) -> Callable[[Any], Awaitable[Message]]:
         """The ``serve_*`` function for a PipelineCall's ``request`` field name."""
@@ -392,7 +408,7 @@ class PipelineStream:
     Invariants: ``0 <= in_flight <= MAX_PIPELINE_CALLS_IN_FLIGHT``; every
     accepted call produces exactly one reply, appended to ``done``; the writer
     finishes only after reading has ended and ``in_flight == 0`` and ``done``
-    is empty.
+    is empty (or ``ending`` is set instead of reading having ended).
     """
 
     def __init__(self, service: KVService) -> None:
@@ -400,6 +416,7 @@ class PipelineStream:
         self.in_flight = 0
         self.done: list[kv_pb2.PipelineReply] = []
         self.reading = True
+        self.ending = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._wakeup = asyncio.Event()
 
@@ -417,6 +434,11 @@ class PipelineStream:
         finally:
             self.reading = False
             self._wakeup.set()
+
+    def end(self) -> None:
+        """Finish the stream once the calls accepted so far are answered (see KVService.end_pipelines)."""
+        self.ending = True
+        self._wakeup.set()
 
     def start(self, call: kv_pb2.PipelineCall) -> None:
         """Run one call in its own task, or answer it at once (malformed, over the limit)."""
@@ -455,7 +477,7 @@ class PipelineStream:
 
     async def replies(self) -> AsyncIterator[kv_pb2.PipelineResponse]:
         """Batches of finished replies, each everything finished since the previous one."""
-        while self.reading or self.in_flight or self.done:
+        while (self.reading and not self.ending) or self.in_flight or self.done:
             if not self.done:
                 self._wakeup.clear()
                 await self._wakeup.wait()

@@ -185,6 +185,29 @@ def test_shutdown_finishes_accepted_pipeline_calls_and_refuses_new_ones() -> Non
     assert backend.store.get(b"accepted") == b"v" and backend.store.get(b"late") is None
 
 
+def test_end_pipelines_ends_an_open_stream_once_its_accepted_calls_are_answered() -> None:
+    """A stopping node ends streams the client keeps open, but only after answering what it accepted."""
+    backend = GatedBackend()
+    svc, _ = make_service(backend)
+
+    async def run() -> None:
+        feed = Feed()  # never half-closed, like a client's pipeline
+        replies = svc.Pipeline(feed, None)  # type: ignore[arg-type]
+        feed.send(put(1, b"accepted"))
+        first = asyncio.ensure_future(anext(replies))
+        while backend.waiting < 1:
+            await asyncio.sleep(0)
+        svc.begin_shutdown(5.0)
+        svc.end_pipelines()
+        assert not first.done(), "the accepted call holds the stream open"
+        backend.gate.set()
+        assert [r.id for r in (await first).replies] == [1]
+        assert [r async for r in replies] == [], "then the stream ends by itself"
+        assert svc._pipelines == set()
+
+    asyncio.run(run())
+
+
 def test_a_cancelled_stream_cancels_its_running_calls_and_leaves_no_task() -> None:
     """When the client goes away mid-call, the handler's calls are cancelled and nothing is left running."""
     backend = GatedBackend()
