@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import grpc
 import pytest
 
-from kvstore import errors
+from kvstore import errors, limits
 from kvstore.client.client import AsyncClient, ClientOptions
 from kvstore.client.cluster import ClusterMap, ShardSpec, load_cluster
 from kvstore.server.local_cluster import LocalCluster, create_cluster
@@ -134,6 +134,27 @@ def test_a_retried_put_over_the_pipeline_is_applied_once(running_node: Any) -> N
             assert not r1.had_previous and r2.previous == b"v1"
             assert not retry.had_previous, "the retry got the first answer"
             assert await c.get(b"k") == b"v2", "the retry was not applied again"
+
+    asyncio.run(run())
+
+
+def test_batches_larger_than_one_message_are_split_both_ways(running_node: Any) -> None:
+    """24 concurrent 1 MiB puts (more than MAX_MESSAGE_BYTES together) and their gets all succeed."""
+    cluster = load_cluster(running_node.cluster)
+    big = b"x" * limits.MAX_VALUE_BYTES
+    count = 24
+    assert count * len(big) > limits.MAX_MESSAGE_BYTES, "one message could not hold them all"
+
+    async def run() -> None:
+        opts = ClientOptions(request_timeout_s=20.0, deadline_s=30.0)
+        async with AsyncClient(cluster, options=opts) as c:
+            await c.put(b"warm-up", b"")
+            pipeline = c._pipelines[running_node.address]
+            before = pipeline.messages_sent
+            assert await asyncio.gather(*(c.put(b"big%02d" % i, big) for i in range(count))) == [None] * count
+            assert pipeline.messages_sent - before >= 3, "the puts were cut into several messages"
+            got = await asyncio.gather(*(c.get(b"big%02d" % i) for i in range(count)))
+            assert all(g == big for g in got), "every reply arrived whole"
 
     asyncio.run(run())
 
