@@ -148,6 +148,8 @@ class Pipeline:
             self._wakeup.clear()
             while self._queue:
                 message = self._take_batch()
+                if not message.calls:
+                    continue  # every call taken had timed out meanwhile
                 try:
                     await self._stream.write(message)
                 except (grpc.RpcError, asyncio.InvalidStateError):
