@@ -20,7 +20,11 @@ keys are not spread evenly over blocks: measured on random 16-byte keys at 10 bi
 k = 6, about 1.1 % (a classic filter: 0.84 % in theory, 1.0 % measured).
 
 The hash is computed once per lookup by the caller (:func:`key_hash`) and reused for every
-table the read visits. Encoded filter (see ``FORMAT.md``, "SSTable"): the blocks (block ``i``
+table the read visits. The engine's read path probes a form prepared once per table
+(:func:`prepare_probe`: each block doubled into a 1024-bit integer, so the mask needs no
+rotation and comes from a 128-entry table) with the expression of :func:`probe_prepared`,
+inlined; :func:`may_contain` is the reference it is tested against.
+Encoded filter (see ``FORMAT.md``, "SSTable"): the blocks (block ``i``
 is the 64 bytes at ``64·i``, a little-endian 512-bit integer: bit ``p`` of the block is byte
 ``p >> 3`` at position ``p & 7``), followed by one byte holding ``k``.
 """

@@ -7,7 +7,8 @@ frozen memtable as a level-0 SSTable. Background compaction merges tables down t
 (see :mod:`kvstore.lsm.compaction`). The set of tables is the *version*; every change to it is
 first made durable in the manifest (:mod:`kvstore.lsm.manifest`), and only then used; files it
 makes obsolete are removed only after that. A read looks in the active memtable, then the
-immutable ones (newest first), then L0 tables (newest first), then one table per deeper level.
+immutable ones (newest first), then L0 tables (newest first), then one table per deeper level,
+skipping any table whose key range does not hold the key and any whose bloom filter rules it out.
 
 Recovery (:meth:`Engine.open`): replay the manifest to get the version, replay the WAL files
 not yet reflected in tables, write what they held as L0 tables, start a new manifest and WAL,
@@ -986,6 +987,19 @@ class Engine:
             invariant(not self._mem.frozen, "the active memtable takes writes")
             invariant(all(m.frozen for m in self._imms), "immutable memtables are frozen")
             invariant(self._next_file > max(live, default=0), "file numbers are never reused")
+            st = self._state
+            if st is not None:  # the point-read view lists the same tables as the scan view, with their ranges
+                invariant([p[2][3] for p in st.l0_probes] == list(st.l0), "L0 probes follow the L0 tables")
+                invariant(
+                    [(lg, [p[3] for p in ps]) for lg, _, ps in st.level_probes]
+                    == [(lg, list(rs)) for lg, rs in st.levels],
+                    "level probes follow the level tables",
+                )
+                invariant(
+                    all(sm[i] <= lg[i] for lg, sm, _ in st.level_probes for i in range(len(lg)))
+                    and all(lo <= hi for lo, hi, _ in st.l0_probes),
+                    "every table's smallest key is at most its largest",
+                )
             self._mem.check_invariants()
             self._cache.check_invariants()
             if self._wal is not None:
