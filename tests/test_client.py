@@ -272,3 +272,48 @@ def _coroutine_file(task: asyncio.Task[object]) -> str:
     """The source file of a task's coroutine ("" for one written in C/Cython, as gRPC's are)."""
     code = getattr(task.get_coro(), "cr_code", None)
     return code.co_filename if code is not None else ""
+
+
+class LateRefusalService(KVService):
+    """Refuses the first put of b"slow" (not leader, definite, no hint), but only once `others` other puts applied."""
+
+    def __init__(self, backend: StandaloneBackend, *, others: int) -> None:
+        super().__init__(backend, on_shutdown=lambda _g: None)
+        self.others = others
+        self.applied = 0
+        self.enough = asyncio.Event()
+        self.refused_seq = 0
+
+    async def serve_put(self, request: kv_pb2.PutRequest) -> kv_pb2.PutResponse:
+        if request.key == b"slow" and not self.refused_seq:
+            self.refused_seq = request.session.seq
+            await self.enough.wait()
+            return kv_pb2.PutResponse(error=kv_pb2.Error(code=kv_pb2.NOT_LEADER, definite=True))
+        reply = await super().serve_put(request)
+        self.applied += 1
+        if self.applied >= self.others:
+            self.enough.set()
+        return reply
+
+
+@TRANSPORTS
+def test_a_write_refused_definitely_is_retried_with_a_fresh_seq(servers: ServerThread, pipeline: bool) -> None:
+    """A write that was only ever refused is retried as a new command, so the session window cannot overtake it."""
+    from kvstore import limits
+
+    backend = StandaloneBackend(node_id="n1", shard="s0")
+    service = LateRefusalService(backend, others=limits.SESSION_WINDOW_COMMANDS + 10)
+    address = servers.serve(service)
+
+    async def run() -> None:
+        async with AsyncClient(one_shard(address), options=replace(FAST, pipeline=pipeline)) as c:
+            slow = asyncio.ensure_future(c.put(b"slow", b"v"))
+            for wave in range(0, service.others, 20):  # in waves: far fewer writes in flight than the window
+                await asyncio.gather(*(c.put(b"k%03d" % i, b"v") for i in range(wave, wave + 20)))
+            assert await slow is None, "applied once, not reported as unknown"
+
+    asyncio.run(run())
+    assert service.refused_seq == 1, "the refused attempt carried the first seq"
+    assert backend.store.get(b"slow") == b"v"
+    window = backend.sessions._clients[next(iter(backend.sessions._clients))]
+    assert 1 not in window and max(window) > service.others, "the retry was a new command with a fresh seq"

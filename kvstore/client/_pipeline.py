@@ -21,8 +21,9 @@ every data call over it:
 failure: a stream that could not be opened carries gRPC's "failed to connect"
 status (nothing was sent: definite); a stream that broke with the call sent
 carries the stream's status (a write's outcome is unknown); a call still
-queued when the stream broke was never sent (definite, :data:`NOT_SENT`); a
-call not answered within its timeout fails with ``DEADLINE_EXCEEDED``. A
+queued when the stream broke, or that found no free slot within its timeout
+(below), was never sent (definite, :data:`NOT_SENT`); a call sent and not
+answered within its timeout fails with ``DEADLINE_EXCEEDED``. A
 broken pipeline stays broken: the client opens a new one on its next call.
 
 **Bounds.** At most ``MAX_PIPELINE_CALLS_IN_FLIGHT`` calls are unanswered at
@@ -45,9 +46,9 @@ from kvstore import errors, limits
 from kvstore.invariants import invariant
 from kvstore.wire import kv_pb2, kv_pb2_grpc
 
-# Words in the details of a call that was queued but never written when its
-# pipeline broke; the client treats it like a connection failure (definite).
-NOT_SENT = "closed before the call was sent"
+# Words in the details of a call that was never written (its pipeline broke
+# first, or had no free slot); the client treats it like a connection failure (definite).
+NOT_SENT = "the call was not sent"
 
 # A request message is written once it holds this many bytes (see the module docstring).
 _BATCH_FLUSH_BYTES = limits.MAX_MESSAGE_BYTES // 2
@@ -109,12 +110,13 @@ class Pipeline:
         """
         loop = asyncio.get_running_loop()
         if self.broken:
-            raise PipelineRpcError(grpc.StatusCode.UNAVAILABLE, f"pipeline to {self.address} {NOT_SENT}")
+            raise PipelineRpcError(grpc.StatusCode.UNAVAILABLE, f"pipeline to {self.address} is closed: {NOT_SENT}")
         if self._slots.locked():
             try:
                 await asyncio.wait_for(self._slots.acquire(), timeout)
             except TimeoutError:
-                raise PipelineRpcError(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded (no free slot)") from None
+                full = f"pipeline to {self.address} had no free slot in time: {NOT_SENT}"
+                raise PipelineRpcError(grpc.StatusCode.UNAVAILABLE, full) from None
         else:
             await self._slots.acquire()  # free: returns at once
         call_id = next(self._ids)
@@ -201,7 +203,7 @@ class Pipeline:
             if future.done():
                 continue
             if call_id in unsent and isinstance(failure, PipelineRpcError):
-                detail = f"pipeline to {self.address} {NOT_SENT} ({failure.details()})"
+                detail = f"pipeline to {self.address} closed: {NOT_SENT} ({failure.details()})"
                 future.set_exception(PipelineRpcError(grpc.StatusCode.UNAVAILABLE, detail))
             else:
                 future.set_exception(failure)

@@ -17,8 +17,10 @@ address and remembers each shard's leader.
   read this is harmless, for a write the outcome is unknown.
 
 **Retrying safely.** Every write carries ``(client_id, seq)``; every retry of
-that write re-sends the *same* pair, and the node answers a duplicate from its
-session table instead of applying it again. So the client keeps retrying,
+that write after an attempt with an unknown outcome re-sends the *same* pair,
+and the node answers a duplicate from its session table instead of applying it
+again. (While every attempt so far was definitely refused, nothing happened,
+and a retry takes a fresh ``seq``: see :class:`_WriteSender`.) So the client keeps retrying,
 with exponential backoff and full jitter, until a definite answer arrives or
 the deadline passes. If the deadline passes after any attempt whose outcome
 was unknown, the client raises :class:`~kvstore.errors.OutcomeUnknown`: it
@@ -80,7 +82,7 @@ class ClientOptions:
 # gRPC reports a failure to *establish* a connection with these phrases; the
 # request was then never sent, so the failure is definite even for a write.
 # Any other UNAVAILABLE (a connection lost mid-call) leaves a write's outcome unknown.
-# A pipelined call still queued when its stream broke was never sent either (NOT_SENT).
+# A pipelined call that was never written to its stream was not sent either (NOT_SENT).
 _CONNECT_FAILURE_PHRASES = (
     "failed to connect",
     "connection refused",
@@ -137,7 +139,7 @@ class AsyncClient:
         limits.check_key(key)
         limits.check_value(value)
         req = kv_pb2.PutRequest(key=key, value=value, session=self._next_session())
-        resp = await self._call(self.shard_for(key), lambda stub, t: stub.Put(req, timeout=t), write=True)
+        resp = await self._call(self.shard_for(key), _WriteSender(self, req, "Put"), write=True)
         return resp.previous if resp.had_previous else None
 
     async def get(self, key: bytes, *, stale: bool = False) -> bytes | None:
@@ -155,7 +157,7 @@ class AsyncClient:
         """Remove ``key``; return whether it existed."""
         limits.check_key(key)
         req = kv_pb2.DeleteRequest(key=key, session=self._next_session())
-        resp = await self._call(self.shard_for(key), lambda stub, t: stub.Delete(req, timeout=t), write=True)
+        resp = await self._call(self.shard_for(key), _WriteSender(self, req, "Delete"), write=True)
         return bool(resp.existed)
 
     async def cas(self, key: bytes, expected: bytes | None, new: bytes) -> CasResult:
@@ -171,7 +173,7 @@ class AsyncClient:
             value=new,
             session=self._next_session(),
         )
-        resp = await self._call(self.shard_for(key), lambda stub, t: stub.CompareAndSet(req, timeout=t), write=True)
+        resp = await self._call(self.shard_for(key), _WriteSender(self, req, "CompareAndSet"), write=True)
         return CasResult(resp.swapped, resp.current if resp.had_current else None)
 
     async def scan(
@@ -374,6 +376,43 @@ class AsyncClient:
             raise _classify_rpc_error(exc, address, write=write) from None
         if resp.HasField("error"):  # type: ignore[attr-defined]
             raise error_from_proto(resp.error)  # type: ignore[attr-defined]
+        return resp
+
+
+class _WriteSender:
+    """The ``send`` function of one write: re-sends its session, renewed only while nothing can have happened.
+
+    Every attempt whose outcome is unknown (sent, no definite answer) must be
+    retried with the same ``(client_id, seq)``, so that the node answers the
+    retry from its session table. But while every attempt so far was
+    definitely refused (not leader, cannot connect, shutting down), the write
+    has not happened anywhere, and the next attempt takes a fresh ``seq``: the
+    node keeps only a client's SESSION_WINDOW_COMMANDS most recent results and
+    answers a seq older than that as OutcomeUnknown, so a write that waited
+    out an election while the same client's other writes went ahead would
+    otherwise come back "unknown" although it never happened.
+    """
+
+    def __init__(self, client: AsyncClient, request: Any, method: str) -> None:
+        self.client = client
+        self.request = request
+        self.method = method
+        self.attempts = 0
+        self.maybe_applied = False
+
+    async def __call__(self, stub: Any, timeout: float) -> Any:
+        if self.attempts and not self.maybe_applied:
+            self.request.session.seq = next(self.client._seq)
+        self.attempts += 1
+        try:
+            resp = await getattr(stub, self.method)(self.request, timeout=timeout)
+        except grpc.RpcError as exc:
+            self.maybe_applied |= not _classify_rpc_error(exc, "", write=True).definite
+            raise
+        except BaseException:
+            self.maybe_applied = True  # cancelled or worse mid-call: assume it may have been sent
+            raise
+        self.maybe_applied |= resp.HasField("error") and not resp.error.definite
         return resp
 
 
