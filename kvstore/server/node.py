@@ -191,6 +191,9 @@ async def serve(config: NodeConfig) -> None:
     if raft.failure is not None:
         print(f"kv node {config.node.id}: failed: {raft.failure}", file=sys.stderr, flush=True)
     await raft.stop(grace[0])
+    # Open client pipelines would hold the server for its whole grace period: end them now
+    # (their accepted calls are answered by now; raft.stop finished or failed them).
+    service.end_pipelines()
     await server.stop(1.0)
     tracer.emit(TraceEvent(time.time(), config.node.id, 0, "", "node_stopped", {}))
     if isinstance(tracer, JsonLinesTracer):
