@@ -149,10 +149,18 @@ def prepare_probe(filter_bytes: bytes) -> FilterProbe:
 
 
 def probe_prepared(probe: FilterProbe, h: int) -> bool:
-    """:func:`may_contain` on a :func:`prepare_probe` result (the expression ``Engine.get`` inlines)."""
+    """:func:`may_contain` on a :func:`prepare_probe` result (the expression ``Engine.get`` inlines).
+
+    ``probe`` is ``(blocks, n, bases)``: block ``i`` doubled (``x | x << 512``), the block count,
+    and :func:`probe_bases` of the filter's ``k``. Pick the block as :func:`may_contain` does,
+    rotate it right by ``h % 512`` (a right shift of the doubled block), and check the base mask
+    of ``(h >> 9) % 128``. Must answer exactly as :func:`may_contain` does.
+    """
+    # BEGIN SOLUTION lsm-sstable
     blocks, n, bases = probe
     m = bases[(h >> 9) & 127]
     return (blocks[(h * n) >> 32] >> (h & 511)) & m == m
+    # END SOLUTION
 
 
 def check_filter(filter_bytes: bytes, path: str, offset: int) -> None:
