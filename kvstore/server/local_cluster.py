@@ -26,13 +26,14 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kvstore import errors
 from kvstore.client.cluster import ClusterMap, ReplicaSpec, ShardSpec, dump_cluster, load_cluster
+from kvstore.invariants import invariant
 from kvstore.server.launcher import NodeProcess, free_port
 from kvstore.server.power_loss import JOURNAL_NAME, PowerLossReport, simulate_power_loss
 from kvstore.types import NodeStatus
@@ -314,6 +315,27 @@ class LocalCluster:
     def trace_files(self) -> list[Path]:
         """Every node's trace file that exists."""
         return [p for n in self.nodes.values() if (p := n.folder / "data" / "trace.jsonl").exists()]
+
+
+@contextlib.contextmanager
+def running_cluster(
+    directory: Path, *, shards: int = 1, replicas: int = 3, extra_config: str = "", timeout_s: float = 60.0
+) -> Iterator[LocalCluster]:
+    """A cluster created in ``directory`` and started; stopped on exit whatever happened inside.
+
+    For tests and scripts: ``with running_cluster(tmp / "kv", extra_config=FAST) as cluster: ...``.
+
+    Raises:
+        Unavailable: a node did not come up within ``timeout_s``.
+        InvariantViolation: on exit, a node process outlived ``down()``.
+    """
+    local = LocalCluster(create_cluster(directory, shards=shards, replicas=replicas, extra_config=extra_config))
+    try:
+        local.up(timeout_s=timeout_s)
+        yield local
+    finally:
+        local.down()
+        invariant(all(n.running_pid() is None for n in local.nodes.values()), "every node process stopped")
 
 
 def _wait_gone(pid: int, *, timeout_s: float) -> bool:

@@ -16,7 +16,7 @@ import pytest
 
 from kvstore import errors
 from kvstore.client.client import Client, ClientOptions
-from kvstore.server.local_cluster import LocalCluster, create_cluster
+from kvstore.server.local_cluster import LocalCluster, create_cluster, running_cluster
 from kvstore.types import NodeStatus
 from kvstore.wire import kv_pb2, kv_pb2_grpc
 
@@ -38,13 +38,8 @@ OPTS = ClientOptions(request_timeout_s=2.0, deadline_s=20.0)
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    local = LocalCluster(create_cluster(tmp_path / "kv", shards=1, replicas=3, extra_config=FAST_RAFT))
-    try:
-        local.up(timeout_s=60)
+    with running_cluster(tmp_path / "kv", extra_config=FAST_RAFT) as local:
         yield local
-    finally:
-        local.down()
-        assert all(n.running_pid() is None for n in local.nodes.values()), "every node process stopped"
 
 
 def leader(cluster: LocalCluster, *, timeout_s: float = 20.0, exclude: str | None = None) -> NodeStatus:

@@ -22,7 +22,7 @@ import pytest
 from kvstore import errors, limits
 from kvstore.client.client import AsyncClient, ClientOptions
 from kvstore.client.cluster import ClusterMap, ShardSpec, load_cluster
-from kvstore.server.local_cluster import LocalCluster, create_cluster
+from kvstore.server.local_cluster import LocalCluster, running_cluster
 from kvstore.wire import kv_pb2, kv_pb2_grpc
 
 pytestmark = pytest.mark.process
@@ -161,13 +161,8 @@ def test_batches_larger_than_one_message_are_split_both_ways(running_node: Any) 
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    local = LocalCluster(create_cluster(tmp_path / "kv", shards=1, replicas=3, extra_config=FAST_RAFT))
-    try:
-        local.up(timeout_s=60)
+    with running_cluster(tmp_path / "kv", extra_config=FAST_RAFT) as local:
         yield local
-    finally:
-        local.down()
-        assert all(n.running_pid() is None for n in local.nodes.values()), "every node process stopped"
 
 
 def isolate(address: str, others: list[str]) -> None:
