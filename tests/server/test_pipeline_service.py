@@ -83,6 +83,23 @@ async def collect(replies: AsyncIterator[kv_pb2.PipelineResponse], count: int) -
     return out
 
 
+async def open_with_running_calls(
+    svc: KVService, backend: GatedBackend, *calls: kv_pb2.PipelineCall
+) -> tuple[Feed, AsyncIterator[kv_pb2.PipelineResponse], asyncio.Future[kv_pb2.PipelineResponse]]:
+    """Open a Pipeline stream, send ``calls`` as one batch, and return once all of them wait in the backend.
+
+    Returns the feed, the reply stream and its first reply batch, still pending (awaiting the
+    replies is what runs the handler).
+    """
+    feed = Feed()
+    replies = svc.Pipeline(feed, None)  # type: ignore[arg-type]
+    feed.send(*calls)
+    first = asyncio.ensure_future(anext(replies))
+    while backend.waiting < len(calls):
+        await asyncio.sleep(0)
+    return feed, replies, first
+
+
 def test_one_bad_call_in_a_batch_gets_its_own_error_and_the_others_are_answered() -> None:
     """An oversized key, an empty call, a bad scan limit and a bug each get their own reply; the rest succeed."""
     backend = GatedBackend()
@@ -165,12 +182,7 @@ def test_shutdown_finishes_accepted_pipeline_calls_and_refuses_new_ones() -> Non
     svc, _ = make_service(backend)
 
     async def run() -> None:
-        feed = Feed()
-        replies = svc.Pipeline(feed, None)  # type: ignore[arg-type]
-        feed.send(put(1, b"accepted"))
-        first = asyncio.ensure_future(anext(replies))  # the handler runs while its replies are awaited
-        while backend.waiting < 1:
-            await asyncio.sleep(0)
+        feed, replies, first = await open_with_running_calls(svc, backend, put(1, b"accepted"))
         svc.begin_shutdown(5.0)
         feed.send(put(2, b"late"))
         late = {r.id: r for r in (await first).replies}
@@ -191,12 +203,8 @@ def test_end_pipelines_ends_an_open_stream_once_its_accepted_calls_are_answered(
     svc, _ = make_service(backend)
 
     async def run() -> None:
-        feed = Feed()  # never half-closed, like a client's pipeline
-        replies = svc.Pipeline(feed, None)  # type: ignore[arg-type]
-        feed.send(put(1, b"accepted"))
-        first = asyncio.ensure_future(anext(replies))
-        while backend.waiting < 1:
-            await asyncio.sleep(0)
+        # The feed is never half-closed, like a client's pipeline.
+        _, replies, first = await open_with_running_calls(svc, backend, put(1, b"accepted"))
         svc.begin_shutdown(5.0)
         svc.end_pipelines()
         assert not first.done(), "the accepted call holds the stream open"
@@ -214,12 +222,7 @@ def test_a_cancelled_stream_cancels_its_running_calls_and_leaves_no_task() -> No
     svc, _ = make_service(backend)
 
     async def run() -> None:
-        feed = Feed()
-        replies = svc.Pipeline(feed, None)  # type: ignore[arg-type]
-        feed.send(put(1, b"a"), put(2, b"b"))
-        waiter = asyncio.ensure_future(anext(replies))
-        while backend.waiting < 2:
-            await asyncio.sleep(0)
+        _, replies, waiter = await open_with_running_calls(svc, backend, put(1, b"a"), put(2, b"b"))
         waiter.cancel()  # what gRPC does when the client disconnects
         await asyncio.gather(waiter, return_exceptions=True)
         await replies.aclose()
