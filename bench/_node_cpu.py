@@ -102,8 +102,9 @@ def _spy(pids: list[int], name: str, args: argparse.Namespace) -> list[subproces
     procs = []
     for i, pid in enumerate(pids):
         role = "leader" if i == 0 else f"follower{i}"
-        cmd = [spy, "record", "--pid", str(pid), "--duration", str(int(args.warmup + args.seconds)), "--rate", "100",
-               "--format", "raw", "--nonblocking", "--gil", "--output", str(out / f"{name}-{role}.txt")]  # fmt: skip
+        cmd = [spy, "record", "--pid", str(pid), "--duration", str(int(args.warmup + args.seconds)),
+               "--rate", str(args.rate), "--format", "raw", "--nonblocking", "--gil",
+               "--output", str(out / f"{name}-{role}.txt")]  # fmt: skip
         if args.native:
             cmd[cmd.index("--nonblocking")] = "--native"  # native unwinding needs the process stopped per sample
         procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
@@ -120,6 +121,7 @@ def main() -> int:
     p.add_argument("--ab", action="store_true", help="alternate the client's pipeline and unary calls")
     p.add_argument("--unary", action="store_true", help="unary calls only (ClientOptions(pipeline=False))")
     p.add_argument("--rounds", type=int, default=1, help="repetitions of each workload (and mode)")
+    p.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     p.add_argument("--native", action="store_true", help="py-spy --native: C frames too (gRPC, uvloop)")
     args = p.parse_args()
     system = nb.KvstoreSystem(nb.Processes(), Path(tempfile.gettempdir()))
