@@ -722,7 +722,9 @@ NOTES = [
     "Notes:",
     "- kvstore: 3 `kv node` processes, default config (fsync on), driven through `kvstore.AsyncClient` "
     "(routes to the leader; every call over the client's pipeline stream, batched with the other clients' calls). "
-    "kvstore-unary: the same with `ClientOptions(pipeline=False)`, one unary gRPC call per operation.",
+    "kvstore-unary: the same with `ClientOptions(pipeline=False)`, one unary gRPC call per operation. "
+    "The nodes run gRPC's classic socket I/O (`GRPC_EXPERIMENTS`, set by the `kv` command: "
+    "`kvstore.wire.configure_grpc_io`); the load generator keeps gRPC's defaults, for every system.",
     "- etcd: Debian `etcd-server` (3 members on 127.0.0.1, default settings: WAL fsync on, "
     "heartbeat 100 ms); gRPC `KV.Put` and `KV.Range` (`serializable=false`: linearizable), sent to the leader. "
     "Stubs are generated from a hand-written subset of etcd's `rpc.proto` (bench/_node_etcd.py).",
