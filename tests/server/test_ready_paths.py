@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,46 +56,49 @@ async def _leader(node: RaftNode) -> None:
     raise AssertionError("the one-node cluster did not elect itself in 5 s")
 
 
-def test_one_write_at_a_time_fsyncs_on_the_event_loop(tmp_path: Path) -> None:
+def _on_leader(tmp_path: Path, writes: Callable[[RaftNode], Awaitable[None]]) -> list[tuple[int, bool]]:
+    """Run ``writes`` on a freshly elected one-node cluster; return each fsync it caused
+    as (thread id, whether that was the event loop's thread)."""
+    synced: list[tuple[int, bool]] = []
+
     async def run() -> None:
         node, logs = _one_node(tmp_path)
         await node.start()
         try:
             await _leader(node)
-            loop_thread = threading.get_ident()
             before = len(logs[0].sync_threads)
-            for i in range(20):
-                previous = await node.propose(Command("put", b"k", b"v%d" % i), timeout_s=5)
-                assert previous == (b"v%d" % (i - 1) if i else None)
-            synced = logs[0].sync_threads[before:]
-            assert len(synced) >= 20, f"expected an fsync per write, saw {len(synced)}"
-            assert set(synced) == {loop_thread}, "a lone write was fsynced off the event loop"
+            await writes(node)
+            loop_thread = threading.get_ident()
+            synced.extend((t, t == loop_thread) for t in logs[0].sync_threads[before:])
         finally:
             await node.stop(1.0)
 
     asyncio.run(run())
+    return synced
+
+
+def test_one_write_at_a_time_fsyncs_on_the_event_loop(tmp_path: Path) -> None:
+    async def writes(node: RaftNode) -> None:
+        for i in range(20):
+            previous = await node.propose(Command("put", b"k", b"v%d" % i), timeout_s=5)
+            assert previous == (b"v%d" % (i - 1) if i else None)
+
+    synced = _on_leader(tmp_path, writes)
+    assert len(synced) >= 20, f"expected an fsync per write, saw {len(synced)}"
+    assert all(on_loop for _, on_loop in synced), "a lone write was fsynced off the event loop"
 
 
 def test_many_writes_at_once_fsync_in_a_worker_thread_and_all_apply(tmp_path: Path) -> None:
-    async def run() -> None:
-        node, logs = _one_node(tmp_path)
-        await node.start()
-        try:
-            await _leader(node)
-            loop_thread = threading.get_ident()
-            before = len(logs[0].sync_threads)
-            results = await asyncio.gather(
-                *(node.propose(Command("put", b"k%d" % i, b"v"), timeout_s=5) for i in range(64))
-            )
-            assert results == [None] * 64  # every key was new
-            synced = logs[0].sync_threads[before:]
-            assert any(t != loop_thread for t in synced), "64 waiting writes were fsynced on the event loop"
-            assert node.sm is not None
-            assert all(node.sm.get(b"k%d" % i) == b"v" for i in range(64))
-        finally:
-            await node.stop(1.0)
+    async def writes(node: RaftNode) -> None:
+        results = await asyncio.gather(
+            *(node.propose(Command("put", b"k%d" % i, b"v"), timeout_s=5) for i in range(64))
+        )
+        assert results == [None] * 64  # every key was new
+        assert node.sm is not None
+        assert all(node.sm.get(b"k%d" % i) == b"v" for i in range(64))
 
-    asyncio.run(run())
+    synced = _on_leader(tmp_path, writes)
+    assert any(not on_loop for _, on_loop in synced), "64 waiting writes were fsynced on the event loop"
 
 
 def _ready(entries: int) -> Ready:
