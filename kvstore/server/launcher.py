@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from types import TracebackType
 
 import grpc
@@ -57,17 +58,22 @@ class NodeProcess:
         """Whether the child is still running."""
         return self.proc is not None and self.proc.poll() is None
 
-    def wait_ready(self, timeout_s: float = 15.0) -> None:
-        """Block until the node answers Status, the child exits, or the timeout passes.
+    def wait_ready(self, timeout_s: float = 15.0, *, alive: Callable[[], bool] | None = None) -> None:
+        """Block until the node answers Status, the node exits, or the timeout passes.
+
+        ``alive`` says whether the node still runs; by default, whether this
+        object's child does (a caller that started the process another way,
+        such as LocalCluster, passes its own check).
 
         Raises:
             Unavailable: the node died or did not answer in time (the log's tail is in the message).
         """
+        running = self.alive if alive is None else alive
         deadline = time.monotonic() + timeout_s
         with grpc.insecure_channel(self.address) as channel:
             stub = kv_pb2_grpc.KVStub(channel)
             while time.monotonic() < deadline:
-                if not self.alive():
+                if not running():
                     raise errors.Unavailable(f"node exited during start-up: {self.log_tail()}")
                 try:
                     stub.Status(kv_pb2.StatusRequest(), timeout=0.5, wait_for_ready=True)

@@ -276,7 +276,7 @@ class LocalCluster:
         if node.running_pid() is not None:
             self.stop(node_id)
         pid = self.start(node_id)
-        _wait_answering(node.process(), lambda: self.is_running(node_id), timeout_s)
+        node.process().wait_ready(timeout_s, alive=lambda: self.is_running(node_id))
         return pid
 
     def stop(self, node_id: str, *, grace_s: float = 10.0) -> None:
@@ -358,19 +358,3 @@ def _wait_gone(pid: int, *, timeout_s: float) -> bool:
     return False
 
 
-def _wait_answering(proc: NodeProcess, running: Callable[[], bool], timeout_s: float) -> None:
-    import grpc
-
-    from kvstore.wire import kv_pb2, kv_pb2_grpc
-
-    deadline = time.monotonic() + timeout_s
-    with grpc.insecure_channel(proc.address) as ch:
-        stub = kv_pb2_grpc.KVStub(ch)
-        while time.monotonic() < deadline:
-            try:
-                stub.Status(kv_pb2.StatusRequest(), timeout=0.5, wait_for_ready=True)
-                return
-            except grpc.RpcError:
-                if not running():
-                    raise errors.Unavailable(f"node exited during start-up: {proc.log_tail()}") from None
-    raise errors.Unavailable(f"node at {proc.address} not answering after {timeout_s:.0f}s: {proc.log_tail()}")
