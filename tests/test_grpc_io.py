@@ -7,7 +7,12 @@ import subprocess
 import sys
 from importlib import metadata
 
-from kvstore.wire import GRPC_IO_EXPERIMENTS, GRPC_IO_EXPERIMENTS_VERSIONS, configure_grpc_io
+from kvstore.wire import (
+    GRPC_IO_EXPERIMENTS,
+    GRPC_IO_EXPERIMENTS_VERSIONS,
+    _installed_grpcio_version,
+    configure_grpc_io,
+)
 
 MEASURED = ".".join(map(str, GRPC_IO_EXPERIMENTS_VERSIONS[0])) + ".3"
 
@@ -40,3 +45,8 @@ def test_the_kv_command_runs_with_it() -> None:
     major, minor = (int(p) for p in metadata.version("grpcio").split(".")[:2])
     expected = GRPC_IO_EXPERIMENTS if (major, minor) in GRPC_IO_EXPERIMENTS_VERSIONS else "None"
     assert out.stdout.split() == [expected, "False"]
+
+
+def test_reads_the_installed_grpcio_version_without_importing_grpc() -> None:
+    """The quick version lookup (a file read) agrees with the installed package's metadata."""
+    assert _installed_grpcio_version() == metadata.version("grpcio")

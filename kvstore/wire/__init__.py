@@ -4,10 +4,11 @@ Do not edit the ``*_pb2*`` files by hand: change the .proto files and run
 ``make proto``. A test fails if the committed files drift from the .proto files.
 """
 
+import importlib.util
 import os
+import re
 import sys
 from collections.abc import Container, MutableMapping
-from importlib import metadata
 
 from kvstore.limits import MAX_MESSAGE_BYTES
 
@@ -55,12 +56,29 @@ def configure_grpc_io(
     loaded = sys.modules if modules is None else modules
     if "grpc" in loaded or "GRPC_EXPERIMENTS" in env or env.get("KVSTORE_GRPC_DEFAULT_IO") == "1":
         return False
+    version = _installed_grpcio_version() if grpcio_version is None else grpcio_version
     try:
-        version = metadata.version("grpcio") if grpcio_version is None else grpcio_version
         major, minor = (int(part) for part in version.split(".")[:2])
-    except (metadata.PackageNotFoundError, ValueError):
+    except ValueError:
         return False
     if (major, minor) not in GRPC_IO_EXPERIMENTS_VERSIONS:
         return False
     env["GRPC_EXPERIMENTS"] = GRPC_IO_EXPERIMENTS
     return True
+
+
+def _installed_grpcio_version() -> str:
+    """grpcio's version without importing grpc ("" if not found).
+
+    Read from the package's ``_grpcio_metadata.py`` (one line): ~0.3 ms,
+    where ``importlib.metadata`` costs ~30 ms of every ``kv`` command's start.
+    """
+    try:
+        spec = importlib.util.find_spec("grpc")
+        if spec is None or spec.origin is None:
+            return ""
+        with open(os.path.join(os.path.dirname(spec.origin), "_grpcio_metadata.py"), encoding="utf-8") as fh:
+            found = re.search(r"__version__\s*=\s*['\"]+([^'\"]+)['\"]+", fh.read())
+    except (OSError, ImportError, ValueError):
+        return ""
+    return found.group(1) if found else ""
