@@ -195,12 +195,28 @@ async def serve(config: NodeConfig) -> None:
     # (their accepted calls are answered by now; raft.stop finished or failed them).
     service.end_pipelines()
     await server.stop(1.0)
+    await _finish_leftover_tasks(timeout_s=1.0)
     tracer.emit(TraceEvent(time.time(), config.node.id, 0, "", "node_stopped", {}))
     if isinstance(tracer, JsonLinesTracer):
         tracer.close()
     print(f"kv node {config.node.id}: stopped", file=sys.stderr, flush=True)
     if raft.failure is not None:
         raise errors.StorageError(f"node stopped after a failure: {raft.failure}")
+
+
+async def _finish_leftover_tasks(*, timeout_s: float) -> None:
+    """Wait (at most ``timeout_s``) for every other task of this loop to end.
+
+    Once ``server.stop`` returns, gRPC has ended every call, but the tasks
+    that watched them may still wait for their last completion from the C
+    core. If the event loop's shutdown cancelled them instead, gRPC could
+    print a traceback of that cancellation into the node's log (seen once in
+    CI: a leader stopped amid writes). Measured: 0-4 such tasks left, all
+    done within 1 ms of being waited for.
+    """
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    if others:
+        await asyncio.wait(others, timeout=timeout_s)
 
 
 def run_node(config: NodeConfig) -> None:
