@@ -186,8 +186,10 @@ async def serve(config: NodeConfig) -> None:
         file=sys.stderr,
         flush=True,
     )
-    failed = asyncio.ensure_future(raft.stopped.wait())
-    await asyncio.wait([asyncio.ensure_future(stop.wait()), failed], return_when=asyncio.FIRST_COMPLETED)
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(raft.stopped.wait())]
+    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in waiters:
+        waiter.cancel()  # the one still waiting would hold up _finish_leftover_tasks
     if raft.failure is not None:
         print(f"kv node {config.node.id}: failed: {raft.failure}", file=sys.stderr, flush=True)
     await raft.stop(grace[0])
