@@ -76,8 +76,8 @@ from kvstore.types import CasResult, NodeStatus
 MAX_INPUTS_PER_CYCLE = 512
 
 # When a Ready's fsync runs on the event loop instead of in a worker thread
-# (see RaftNode._fsync_on_loop): a leader with at most this many client writes
-# waiting, a follower appending at most this many entries.
+# (see RaftNode._fsync_on_loop): at most this many client writes waiting on a
+# leader, and at most this many entries to persist (leader or follower).
 QUIET_WAITING_WRITES = 1
 QUIET_APPEND_ENTRIES = 1
 
@@ -442,9 +442,9 @@ class RaftNode:
     def _fsync_on_loop(self, rd: Ready, *, leader: bool) -> bool:
         """Whether this Ready's fsync should run on the event loop rather than in a worker thread.
 
-        On the loop when the node is quiet: a leader with at most
-        ``QUIET_WAITING_WRITES`` client writes waiting, a follower (or
-        candidate) persisting at most ``QUIET_APPEND_ENTRIES`` entries. Then
+        On the loop when the node is quiet: the Ready persists at most
+        ``QUIET_APPEND_ENTRIES`` entries and, on a leader, at most
+        ``QUIET_WAITING_WRITES`` client writes are waiting. Then
         nothing would arrive meanwhile to batch with, and the hand-off to a
         thread and back, plus the thread's contention for the interpreter
         lock, costs more than the loop saves by waiting elsewhere (measured at
