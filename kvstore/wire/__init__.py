@@ -26,8 +26,8 @@ GRPC_MESSAGE_OPTIONS: list[tuple[str, int]] = [
 # EventEngine threads and back. Measured on loopback between two processes,
 # one message in flight each way over a grpc.aio stream (2-core machine,
 # grpcio 1.85.3): round trip p50 329-394 us -> 202-251 us, CPU per round trip
-# 195-239 us -> 137-161 us per process. docs/PERFORMANCE.md has the node-level
-# numbers.
+# 195-239 us -> 139-161 us per process (bench/grpc_pingpong.py measures it).
+# docs/PERFORMANCE.md has the node-level numbers.
 GRPC_IO_EXPERIMENTS = "-event_engine_client,-event_engine_listener,-event_engine_for_all_other_endpoints"
 # The grpcio versions these switches were measured with (major, minor): newer
 # versions may drop them, and gRPC logs an error for an unknown experiment.
